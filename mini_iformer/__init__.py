@@ -1,0 +1,28 @@
+"""mini-iformer: iFormer (Inception Transformer) from scratch, on NumPy or CuPy.
+
+The pieces, from the bottom up:
+
+* :mod:`mini_iformer.backend` - which array library does the arithmetic (NumPy or CuPy).
+* :mod:`mini_iformer.autograd` - ``Tensor`` and the reverse-mode engine.
+* :mod:`mini_iformer.ops` - the core differentiable operations.
+* :mod:`mini_iformer.functional` - the functional API with PyTorch's names.
+"""
+
+from . import backend
+from .autograd import (
+    OPS, Function, Tensor, arange, enable_grad, float32, float64, full, is_grad_enabled,
+    no_grad, ones, ones_like, rand, randn, tensor, zeros, zeros_like,
+)
+from .backend import BackendMismatchError, BackendUnavailableError, get_backend, set_backend
+from .ops import *  # noqa: F401,F403 - the core operations, mi.exp(x) etc.
+from .ops import __all__ as _ops_all
+from . import functional
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "backend", "functional", "OPS", "Function", "Tensor", "arange", "enable_grad", "float32",
+    "float64", "full", "is_grad_enabled", "no_grad", "ones", "ones_like", "rand", "randn",
+    "tensor", "zeros", "zeros_like", "BackendMismatchError", "BackendUnavailableError",
+    "get_backend", "set_backend", *_ops_all,
+]

@@ -1,0 +1,573 @@
+"""The reverse-mode autograd engine: ``Tensor``, ``Function``, ``backward`` and ``no_grad``.
+
+How it works, in four sentences. Every differentiable operation is a :class:`Function`
+subclass with a ``forward`` and a ``backward`` on raw backend arrays, written side by side.
+Calling it through :meth:`Function.apply` runs ``forward`` and, when gradients are wanted,
+links the output :class:`Tensor` to the function object, which remembers its input tensors and
+whatever ``forward`` saved for the backward pass. :meth:`Tensor.backward` orders those
+functions so that each comes after every function that consumed its output (an iterative
+depth-first search, so a graph of any depth works), then walks them once, handing each
+``backward`` the gradient of its output and routing the gradients it returns to its inputs.
+Gradients of leaf tensors (those created by the user with ``requires_grad=True``) are added
+into ``.grad``; everything else is dropped as soon as it has been used.
+
+Rules (the same as PyTorch's):
+
+* **Accumulation.** ``leaf.grad`` is *added to* by every backward pass; set it to ``None``
+  (or call an optimiser's ``zero_grad``) between steps.
+* **Intermediate gradients** are not kept unless :meth:`Tensor.retain_grad` was called.
+* **The graph is freed** by ``backward()``: saved arrays are released, and a second backward
+  through the same graph raises ``RuntimeError`` unless the first used ``retain_graph=True``.
+* **no_grad**: inside ``with no_grad():`` (or a function decorated with ``@no_grad()``)
+  nothing is recorded and results do not require gradients.
+
+dtype rules: tensors made from Python numbers or lists are float32 (``int64``/``bool`` for
+integer and boolean data); tensors made from arrays keep the array's dtype. Operations follow
+NumPy 2's promotion (NEP 50), which here agrees with PyTorch: a Python scalar never changes a
+tensor's dtype (``float32_tensor * 2.0`` is float32), and float32 with float64 gives float64.
+Gradients always have the dtype of the tensor they belong to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+import weakref
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from . import backend
+
+__all__ = [
+    "Tensor",
+    "Function",
+    "OPS",
+    "register_op",
+    "no_grad",
+    "enable_grad",
+    "is_grad_enabled",
+    "tensor",
+    "zeros",
+    "ones",
+    "full",
+    "zeros_like",
+    "ones_like",
+    "arange",
+    "randn",
+    "rand",
+    "float32",
+    "float64",
+]
+
+float32 = np.float32
+float64 = np.float64
+DEFAULT_DTYPE = np.dtype(np.float32)
+
+# ---------------------------------------------------------------------------------------------
+# Grad mode
+# ---------------------------------------------------------------------------------------------
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """True when operations record a graph for backward."""
+    return _grad_enabled
+
+
+class _GradMode(contextlib.ContextDecorator):
+    """Sets grad mode inside a ``with`` block or a decorated function, then restores it."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._previous: list[bool] = []
+
+    def __enter__(self) -> None:
+        global _grad_enabled
+        self._previous.append(_grad_enabled)
+        _grad_enabled = self.enabled
+
+    def __exit__(self, *exc: object) -> None:
+        global _grad_enabled
+        _grad_enabled = self._previous.pop()
+
+
+def no_grad() -> _GradMode:
+    """Context manager and decorator: record no graph inside it (evaluation, updates)."""
+    return _GradMode(False)
+
+
+def enable_grad() -> _GradMode:
+    """Context manager and decorator: record the graph again inside a ``no_grad`` block."""
+    return _GradMode(True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The op registry
+# ---------------------------------------------------------------------------------------------
+#: Every public differentiable operation, by name. The test suite reads it and fails for any
+#: operation that has no specification, so no op can arrive untested.
+OPS: dict[str, Callable[..., "Tensor"]] = {}
+
+
+def register_op(name: str) -> Callable[[Callable[..., Tensor]], Callable[..., Tensor]]:
+    """Decorator: add a public operation to :data:`OPS` under ``name``."""
+
+    def decorate(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+        if name in OPS:
+            raise ValueError(f"operation {name!r} is registered twice")
+        OPS[name] = fn
+        return fn
+
+    return decorate
+
+
+# ---------------------------------------------------------------------------------------------
+# Function: one node of the graph
+# ---------------------------------------------------------------------------------------------
+def _shape_str(x: Any) -> str:
+    shape = getattr(x, "shape", None)
+    return str(tuple(shape)) if shape is not None else type(x).__name__
+
+
+class Function:
+    """One differentiable operation, and, once applied, one node of the graph.
+
+    Subclasses implement, on raw backend arrays:
+
+    ``forward(self, *inputs, **params) -> array``
+        computes the output and stores on ``self`` only what ``backward`` needs.
+    ``backward(self, grad) -> array | tuple``
+        returns the gradient for each input (``None`` where none is needed; consult
+        ``self.needs_input_grad``). A gradient may have the output's broadcast shape: the
+        engine sums it back to the input's shape. ``grad`` must not be modified in place.
+    """
+
+    name = "function"
+    # Set on the instance when the node is linked into a graph.
+    inputs: tuple[Tensor | None, ...] = ()
+    needs_input_grad: tuple[bool, ...] = ()
+    retained: weakref.ref | None = None  # the output tensor, when it asked to retain_grad
+    _freed = False
+
+    def forward(self, *inputs: Any, **params: Any) -> Any:
+        raise NotImplementedError
+
+    def backward(self, grad: Any) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs: Any, **params: Any) -> Tensor:
+        """Run the operation on ``inputs`` (tensors, arrays or Python numbers)."""
+        arrays = []
+        for x in inputs:
+            if isinstance(x, Tensor):
+                arrays.append(x.data)
+            elif isinstance(x, (bool, numbers.Number)) or x is None:
+                arrays.append(x.item() if isinstance(x, np.generic) else x)
+            elif backend.is_array(x):
+                arrays.append(x)
+            else:
+                raise TypeError(
+                    f"{cls.name}: unsupported input of type {type(x).__name__}; expected a "
+                    "Tensor, an array or a Python number"
+                )
+        if len(arrays) > 1:
+            backend.common_backend(arrays, cls.name)
+        fn = cls()
+        try:
+            out = fn.forward(*arrays, **params)
+        except (ValueError, IndexError, TypeError) as exc:
+            shapes = ", ".join(_shape_str(a) for a in arrays)
+            raise type(exc)(f"{cls.name}: {exc} (input shapes: {shapes})") from None
+        requires_grad = _grad_enabled and any(
+            isinstance(x, Tensor) and x.requires_grad for x in inputs
+        )
+        result = Tensor._make(out, requires_grad)
+        if requires_grad:
+            fn.inputs = tuple(x if isinstance(x, Tensor) else None for x in inputs)
+            fn.needs_input_grad = tuple(x is not None and x.requires_grad for x in fn.inputs)
+            result._ctx = fn
+        return result
+
+    def release(self) -> None:
+        """Drop everything saved for backward (called once backward has used it)."""
+        self.__dict__.clear()
+        self._freed = True
+
+
+# ---------------------------------------------------------------------------------------------
+# Tensor
+# ---------------------------------------------------------------------------------------------
+def _as_dtype(dtype: Any) -> np.dtype | None:
+    return None if dtype is None else np.dtype(dtype)
+
+
+def _to_array(data: Any, dtype: Any = None) -> Any:
+    """Convert user data to an array of the current backend, applying the dtype rules."""
+    dtype = _as_dtype(dtype)
+    if isinstance(data, Tensor):
+        data = data.data
+    if backend.is_array(data) or isinstance(data, np.generic):
+        return backend.asarray(data, dtype)
+    arr = np.asarray(data)
+    if arr.dtype == object or arr.dtype.kind in "USV":
+        raise TypeError(f"cannot make a tensor from {type(data).__name__} data ({arr.dtype})")
+    if dtype is None and arr.dtype.kind == "f":
+        dtype = DEFAULT_DTYPE
+    return backend.asarray(arr, dtype)
+
+
+class Tensor:
+    """An array of the current backend, with an optional gradient and a link to its graph.
+
+    Parameters
+    ----------
+    data : array, Python number, nested list, or Tensor
+        The values. Arrays keep their dtype, Python floats become float32.
+    requires_grad : bool
+        Whether backward passes should compute ``.grad`` for this tensor (floating dtypes only).
+    dtype : optional
+        Convert to this dtype.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_retains_grad", "__weakref__")
+    __array_ufunc__ = None  # ``ndarray + Tensor`` defers to Tensor.__radd__
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
+        self.data = _to_array(data, dtype)
+        self.grad: Tensor | None = None
+        self._ctx: Function | None = None
+        self._retains_grad = False
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _make(cls, data: Any, requires_grad: bool = False) -> Tensor:
+        """Wrap an array produced by an operation (no conversion, no copy)."""
+        t = cls.__new__(cls)
+        if not backend.is_array(data):  # NumPy returns scalars from 0-d computations
+            data = backend.get_xp().asarray(data)
+        t.data = data
+        t.grad = None
+        t._ctx = None
+        t._retains_grad = False
+        t.requires_grad = requires_grad
+        return t
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return int(self.data.size)
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors not produced by a recorded operation."""
+        return self._ctx is None
+
+    @property
+    def backend(self) -> str:
+        """The backend that holds this tensor's array ("numpy" or "cupy")."""
+        return backend.array_backend(self.data) or "numpy"
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(")
+        extras = []
+        if self.dtype != DEFAULT_DTYPE:
+            extras.append(f"dtype={self.dtype}")
+        if self._ctx is not None:
+            extras.append(f"grad_fn={self._ctx.name}")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return f"tensor({body}{''.join(', ' + e for e in extras)})"
+
+    # -- conversion ---------------------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        """The values as a host NumPy array (a copy when the tensor lives on the GPU)."""
+        return backend.to_numpy(self.data)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        arr = self.numpy()
+        return arr if dtype is None else arr.astype(dtype)
+
+    def item(self) -> Any:
+        """The value of a one-element tensor as a Python number."""
+        if self.size != 1:
+            raise ValueError(
+                f"item(): only one-element tensors can be converted, got shape {self.shape}"
+            )
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        return self.numpy().tolist()
+
+    def __bool__(self) -> bool:
+        if self.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor of shape {self.shape} is ambiguous; "
+                "use .any() or .all() on .numpy()"
+            )
+        return bool(self.data.item())
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    __hash__ = object.__hash__  # ``==`` is elementwise, tensors still hash by identity
+
+    # -- graph --------------------------------------------------------------------------------
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Set ``requires_grad`` in place on a leaf tensor; returns ``self``."""
+        if requires_grad and self.dtype.kind not in "fc":
+            raise TypeError(
+                f"only floating-point tensors can require gradients (this one is {self.dtype})"
+            )
+        if not requires_grad and self._ctx is not None:
+            raise RuntimeError(
+                "requires_grad_(False) on a non-leaf tensor; use .detach() to cut it out"
+            )
+        self.requires_grad = requires_grad
+        return self
+
+    def detach(self) -> Tensor:
+        """A new leaf tensor sharing this tensor's array, outside any graph."""
+        return Tensor._make(self.data, False)
+
+    def retain_grad(self) -> None:
+        """Keep ``.grad`` for this non-leaf tensor after backward (leaves always keep it)."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad() on a tensor that does not require grad")
+        if self._ctx is not None and not self._retains_grad:
+            self._retains_grad = True
+            self._ctx.retained = weakref.ref(self)
+
+    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+        """Compute gradients of this tensor with respect to every leaf that requires them.
+
+        ``grad`` is the gradient of some final scalar with respect to this tensor; it may be
+        omitted only when this tensor holds a single element (then it is 1). Gradients are
+        *added* to the ``.grad`` of leaves. The graph is freed afterwards unless
+        ``retain_graph=True``.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward() on a tensor that does not require grad: no input of the "
+                "computation had requires_grad=True, or it ran inside no_grad()"
+            )
+        if grad is None:
+            if self.size != 1:
+                raise RuntimeError(
+                    f"backward() without a gradient needs a single-element output, but this "
+                    f"tensor has shape {self.shape}; pass grad= of that shape, or reduce first "
+                    "(e.g. loss.sum() or loss.mean())"
+                )
+            seed = backend.get_xp().ones_like(self.data)
+        else:
+            seed = grad.data if isinstance(grad, Tensor) else backend.asarray(grad)
+            backend.common_backend([self.data, seed], "backward")
+            if tuple(seed.shape) != self.shape:
+                raise ValueError(
+                    f"backward(): grad has shape {tuple(seed.shape)} but the tensor has "
+                    f"shape {self.shape}"
+                )
+            if seed.dtype != self.dtype:
+                seed = seed.astype(self.dtype)
+        _run_backward(self, seed, retain_graph)
+
+    # Operator overloads and methods (``__add__``, ``sum``, ``reshape``, ...) are attached by
+    # ``mini_iformer.ops`` next to the operations themselves.
+
+
+# ---------------------------------------------------------------------------------------------
+# Backward
+# ---------------------------------------------------------------------------------------------
+_FREED_MESSAGE = (
+    "Trying to backward through the graph a second time: the values saved by {name} were "
+    "freed by the previous backward(). Pass retain_graph=True to the first backward() if you "
+    "need to go through the graph again, or recompute the forward pass."
+)
+
+
+def _topological_order(root: Function) -> list[Function]:
+    """Functions reachable from ``root``, each after all functions that feed into it."""
+    order: list[Function] = []
+    visited: set[int] = set()
+    stack: list[tuple[Function, bool]] = [(root, False)]
+    while stack:
+        fn, children_done = stack.pop()
+        if children_done:
+            order.append(fn)
+            continue
+        if id(fn) in visited:
+            continue
+        if fn._freed:
+            raise RuntimeError(_FREED_MESSAGE.format(name=type(fn).name))
+        visited.add(id(fn))
+        stack.append((fn, True))
+        for t in fn.inputs:
+            if t is not None and t._ctx is not None and id(t._ctx) not in visited:
+                stack.append((t._ctx, False))
+    return order
+
+
+def _reduce_to(g: Any, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+    """Sum a (possibly broadcast) gradient back to ``shape`` and cast it to ``dtype``."""
+    if not backend.is_array(g):
+        g = backend.get_xp().asarray(g)
+    if g.shape != shape:
+        extra = g.ndim - len(shape)
+        if extra < 0:
+            raise RuntimeError(f"internal: gradient of shape {g.shape} for an input {shape}")
+        if extra:
+            g = g.sum(axis=tuple(range(extra)))
+        axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+        if axes:
+            g = g.sum(axis=axes, keepdims=True)
+        if g.shape != shape:
+            raise RuntimeError(f"internal: gradient of shape {g.shape} for an input {shape}")
+    if g.dtype != dtype:
+        g = g.astype(dtype)
+    return g
+
+
+def _accumulate_leaf(t: Tensor, g: Any) -> None:
+    if t.grad is None:
+        # A copy: backward functions may hand the same array (or a view) to several inputs.
+        t.grad = Tensor._make(backend.get_xp().array(g, copy=True))
+    else:
+        t.grad = Tensor._make(t.grad.data + g)
+
+
+def _run_backward(root: Tensor, seed: Any, retain_graph: bool) -> None:
+    if root._ctx is None:  # a leaf: its gradient is the seed itself
+        _accumulate_leaf(root, seed)
+        return
+    order = _topological_order(root._ctx)
+    grads: dict[int, Any] = {id(root._ctx): seed}
+    for fn in reversed(order):
+        g = grads.pop(id(fn), None)
+        if g is not None:
+            if fn.retained is not None:
+                out = fn.retained()
+                if out is not None:
+                    _accumulate_leaf(out, g)
+            in_grads = fn.backward(g)
+            if not isinstance(in_grads, tuple):
+                in_grads = (in_grads,)
+            for t, gi, need in zip(fn.inputs, in_grads, fn.needs_input_grad):
+                if not need or gi is None:
+                    continue
+                gi = _reduce_to(gi, t.data.shape, t.data.dtype)
+                if t._ctx is None:
+                    _accumulate_leaf(t, gi)
+                else:
+                    key = id(t._ctx)
+                    prev = grads.get(key)
+                    grads[key] = gi if prev is None else prev + gi
+        if not retain_graph:
+            fn.release()
+
+
+# ---------------------------------------------------------------------------------------------
+# Factories
+# ---------------------------------------------------------------------------------------------
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+    """A new leaf tensor on the current backend (see :class:`Tensor` for the dtype rules)."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def _shape_arg(shape: tuple[Any, ...]) -> tuple[int, ...]:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+def zeros(*shape: Any, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros: ``zeros(2, 3)`` or ``zeros((2, 3))``."""
+    data = backend.get_xp().zeros(_shape_arg(shape), dtype=dtype)
+    return Tensor._make(data).requires_grad_(requires_grad)
+
+
+def ones(*shape: Any, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones: ``ones(2, 3)`` or ``ones((2, 3))``."""
+    data = backend.get_xp().ones(_shape_arg(shape), dtype=dtype)
+    return Tensor._make(data).requires_grad_(requires_grad)
+
+
+def full(shape: Any, value: float, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
+    """A tensor of ``shape`` filled with ``value``."""
+    data = backend.get_xp().full(_shape_arg((shape,)), value, dtype=dtype)
+    return Tensor._make(data).requires_grad_(requires_grad)
+
+
+def zeros_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return Tensor._make(backend.get_xp().zeros(t.shape, dtype=dtype or t.dtype)).requires_grad_(
+        requires_grad
+    )
+
+
+def ones_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return Tensor._make(backend.get_xp().ones(t.shape, dtype=dtype or t.dtype)).requires_grad_(
+        requires_grad
+    )
+
+
+def arange(*args: Any, dtype: Any = None) -> Tensor:
+    """Like ``numpy.arange``; float arguments give float32 unless ``dtype`` says otherwise."""
+    data = np.arange(*args, dtype=dtype)
+    if dtype is None and data.dtype.kind == "f":
+        data = data.astype(DEFAULT_DTYPE)
+    return Tensor._make(backend.asarray(data))
+
+
+def _random(
+    kind: str, shape: tuple[Any, ...], generator: np.random.Generator | None, dtype: Any,
+    requires_grad: bool,
+) -> Tensor:
+    rng = generator if generator is not None else np.random.default_rng()
+    host = getattr(rng, kind)(size=_shape_arg(shape))
+    return Tensor(host.astype(dtype), requires_grad=requires_grad)
+
+
+def randn(
+    *shape: Any, generator: np.random.Generator | None = None, dtype: Any = DEFAULT_DTYPE,
+    requires_grad: bool = False,
+) -> Tensor:
+    """Standard normal values, drawn on the host from ``generator`` (reproducible when given)."""
+    return _random("standard_normal", shape, generator, dtype, requires_grad)
+
+
+def rand(
+    *shape: Any, generator: np.random.Generator | None = None, dtype: Any = DEFAULT_DTYPE,
+    requires_grad: bool = False,
+) -> Tensor:
+    """Uniform values in [0, 1), drawn on the host from ``generator``."""
+    return _random("random", shape, generator, dtype, requires_grad)
+
+
+def as_tensor_list(items: Iterable[Any], op: str) -> list[Tensor]:
+    """Validate a sequence of tensors for ops like concatenate and stack."""
+    items = list(items)
+    if not items:
+        raise ValueError(f"{op}: expected a non-empty sequence of tensors")
+    return items

@@ -1,0 +1,218 @@
+"""The array backend: NumPy on the CPU, CuPy on an NVIDIA GPU.
+
+This is the only module that imports CuPy or knows it exists. Everything else asks it for
+``xp`` (the array module of the current backend) and for the few helpers whose APIs differ
+between the two libraries:
+
+==================  ===========================  ==================================
+helper              NumPy                        CuPy
+==================  ===========================  ==================================
+``scatter_add``     ``np.add.at``                ``cupyx.scatter_add``
+``erf``             ``scipy.special.erf``        ``cupyx.scipy.special.erf``
+``to_numpy``        the array itself             ``array.get()`` (device -> host)
+``asarray``         ``np.asarray``               ``cupy.asarray`` (host -> device)
+==================  ===========================  ==================================
+
+Choosing a backend::
+
+    import mini_iformer as mi
+    mi.set_backend("cupy")          # or: MINI_IFORMER_BACKEND=cupy python train.py
+    mi.get_backend()                # -> "cupy"
+
+Asking for CuPy where it is not installed, or where no GPU is visible, raises one
+:class:`BackendUnavailableError` saying which and how to fix it. Arrays of two backends in
+one operation raise :class:`BackendMismatchError` (see :func:`common_backend`).
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "BACKENDS",
+    "BackendUnavailableError",
+    "BackendMismatchError",
+    "set_backend",
+    "get_backend",
+    "get_xp",
+    "array_backend",
+    "common_backend",
+    "is_array",
+    "asarray",
+    "to_numpy",
+    "scatter_add",
+    "erf",
+]
+
+#: The names :func:`set_backend` accepts.
+BACKENDS = ("numpy", "cupy")
+
+#: Environment variable read once, when the package is imported.
+ENV_VAR = "MINI_IFORMER_BACKEND"
+
+
+class BackendUnavailableError(RuntimeError):
+    """The requested backend cannot run on this machine (library missing, no GPU)."""
+
+
+class BackendMismatchError(TypeError):
+    """Arrays that live on two different backends met in one operation."""
+
+
+# (array type, backend name) pairs, most specific first. CuPy's entry is added when CuPy is
+# loaded; until then no CuPy array can exist in this process.
+_ARRAY_TYPES: list[tuple[type, str]] = [(np.ndarray, "numpy")]
+
+_name = "numpy"
+_xp: ModuleType = np
+_cupy: ModuleType | None = None
+
+
+def _load_cupy() -> ModuleType:
+    """Import CuPy and check that a GPU is usable; raise one clear error otherwise."""
+    global _cupy
+    if _cupy is not None:
+        return _cupy
+    try:
+        import cupy  # noqa: PLC0415 - the one place CuPy is imported
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "The 'cupy' backend needs CuPy, which is not installed "
+            f"({exc}). Install the build matching your CUDA version, e.g. "
+            "`pip install cupy-cuda12x`, or `pip install mini-iformer[gpu]`; "
+            "or use the default backend with set_backend('numpy')."
+        ) from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError, or a driver that fails to load
+        raise BackendUnavailableError(
+            "The 'cupy' backend found CuPy but no usable NVIDIA GPU "
+            f"({type(exc).__name__}: {exc}). Check the driver with `nvidia-smi`, "
+            "or use set_backend('numpy')."
+        ) from None
+    if count < 1:
+        raise BackendUnavailableError(
+            "The 'cupy' backend found CuPy but no NVIDIA GPU is visible "
+            "(cupy.cuda.runtime.getDeviceCount() == 0). Check CUDA_VISIBLE_DEVICES and "
+            "`nvidia-smi`, or use set_backend('numpy')."
+        )
+    _cupy = cupy
+    _ARRAY_TYPES.insert(0, (cupy.ndarray, "cupy"))
+    return cupy
+
+
+def set_backend(name: str) -> None:
+    """Make ``name`` ("numpy" or "cupy") the backend for tensors created from now on.
+
+    Tensors that already exist keep their arrays; combining them with tensors of the new
+    backend raises :class:`BackendMismatchError`.
+    """
+    global _name, _xp
+    if not isinstance(name, str) or name.lower() not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
+    name = name.lower()
+    _xp = _load_cupy() if name == "cupy" else np
+    _name = name
+
+
+def get_backend() -> str:
+    """The name of the current backend: "numpy" or "cupy"."""
+    return _name
+
+
+def get_xp() -> ModuleType:
+    """The array module of the current backend (``numpy`` or ``cupy``)."""
+    return _xp
+
+
+def array_backend(a: Any) -> str | None:
+    """The backend an array belongs to ("numpy", "cupy"), or None if ``a`` is not an array."""
+    for kind, name in _ARRAY_TYPES:
+        if isinstance(a, kind):
+            return name
+    return None
+
+
+def is_array(a: Any) -> bool:
+    """True for an array of any known backend."""
+    return array_backend(a) is not None
+
+
+def module_of(name: str) -> ModuleType:
+    """The array module of backend ``name``."""
+    return _load_cupy() if name == "cupy" else np
+
+
+def common_backend(arrays: Any, op: str = "operation") -> str:
+    """The backend shared by ``arrays`` (non-arrays are ignored); raise if they differ."""
+    found: str | None = None
+    for a in arrays:
+        name = array_backend(a)
+        if name is None:
+            continue
+        if found is None:
+            found = name
+        elif name != found:
+            raise BackendMismatchError(
+                f"{op}: inputs live on different backends ({found} and {name}). Move them "
+                "to one backend first, e.g. create both after set_backend(...), or convert "
+                "with Tensor.numpy() / mini_iformer.tensor(...)."
+            )
+    return found if found is not None else _name
+
+
+def asarray(data: Any, dtype: Any = None) -> Any:
+    """``data`` as an array of the current backend (copying between host and device if needed)."""
+    if _name == "numpy":
+        if array_backend(data) == "cupy":
+            data = data.get()
+        return np.asarray(data, dtype=dtype)
+    return _xp.asarray(data, dtype=dtype)
+
+
+def to_numpy(a: Any) -> np.ndarray:
+    """A host NumPy array with the contents of ``a`` (a copy when ``a`` is on the GPU)."""
+    if array_backend(a) == "cupy":
+        return a.get()
+    return np.asarray(a)
+
+
+def scatter_add(target: Any, index: Any, values: Any) -> None:
+    """``target[index] += values`` in place, adding repeatedly for repeated indices."""
+    if array_backend(target) == "cupy":
+        import cupyx  # noqa: PLC0415
+
+        cupyx.scatter_add(target, index, values)
+    else:
+        np.add.at(target, index, values)
+
+
+def erf(x: Any) -> Any:
+    """The error function, elementwise, keeping the dtype of ``x``."""
+    if array_backend(x) == "cupy":
+        import cupyx.scipy.special  # noqa: PLC0415
+
+        return cupyx.scipy.special.erf(x)
+    from scipy.special import erf as _erf  # noqa: PLC0415 - scipy loads slowly; load on use
+
+    return _erf(x)
+
+
+def _from_environment() -> None:
+    value = os.environ.get(ENV_VAR, "").strip()
+    if not value:
+        return
+    try:
+        set_backend(value)
+    except ValueError:
+        raise ValueError(
+            f"environment variable {ENV_VAR}={value!r} names an unknown backend: "
+            f"choose one of {', '.join(BACKENDS)}"
+        ) from None
+
+
+_from_environment()

@@ -1,0 +1,403 @@
+"""Elementwise operations: arithmetic, exp/log and friends, comparisons-with-gradient.
+
+All broadcast like NumPy. A backward may return a gradient of the output's (broadcast)
+shape: the engine sums it back to each input's shape (``autograd._reduce_to``), so the
+functions here only state the calculus.
+
+Notation in the docstrings: ``g`` is the gradient of the loss with respect to the output
+``y``; each backward returns ``dL/dinput = g * dy/dinput``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import backend
+from ..autograd import Function, Tensor, register_op
+
+__all__ = [
+    "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "tanh", "sigmoid",
+    "erf", "abs", "maximum", "minimum", "where", "clip", "astype",
+]
+
+
+def _xp() -> Any:
+    return backend.get_xp()
+
+
+# -- arithmetic --------------------------------------------------------------------------------
+class Add(Function):
+    """y = a + b;  da = g, db = g."""
+
+    name = "add"
+
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, g):
+        return g, g
+
+
+class Sub(Function):
+    """y = a - b;  da = g, db = -g."""
+
+    name = "sub"
+
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, g):
+        return g, (-g if self.needs_input_grad[1] else None)
+
+
+class Mul(Function):
+    """y = a * b;  da = g * b, db = g * a."""
+
+    name = "mul"
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        da = g * self.b if self.needs_input_grad[0] else None
+        db = g * self.a if self.needs_input_grad[1] else None
+        return da, db
+
+
+class Div(Function):
+    """y = a / b;  da = g / b, db = -g * a / b**2 = -g * y / b."""
+
+    name = "div"
+
+    def forward(self, a, b):
+        self.b = b
+        self.y = a / b
+        return self.y
+
+    def backward(self, g):
+        da = g / self.b if self.needs_input_grad[0] else None
+        db = -g * self.y / self.b if self.needs_input_grad[1] else None
+        return da, db
+
+
+class Neg(Function):
+    """y = -x;  dx = -g."""
+
+    name = "neg"
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, g):
+        return -g
+
+
+class Pow(Function):
+    """y = a ** b;  da = g * b * a**(b-1), db = g * y * log(a)  (a > 0 where db is needed)."""
+
+    name = "pow"
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        self.y = a**b
+        return self.y
+
+    def backward(self, g):
+        xp = _xp()
+        a, b = self.a, self.b
+        da = g * b * a ** (b - 1) if self.needs_input_grad[0] else None
+        db = g * self.y * xp.log(a) if self.needs_input_grad[1] else None
+        return da, db
+
+
+@register_op("add")
+def add(a: Any, b: Any) -> Tensor:
+    """Elementwise ``a + b`` with broadcasting."""
+    return Add.apply(a, b)
+
+
+@register_op("sub")
+def sub(a: Any, b: Any) -> Tensor:
+    """Elementwise ``a - b`` with broadcasting."""
+    return Sub.apply(a, b)
+
+
+@register_op("mul")
+def mul(a: Any, b: Any) -> Tensor:
+    """Elementwise ``a * b`` with broadcasting."""
+    return Mul.apply(a, b)
+
+
+@register_op("div")
+def div(a: Any, b: Any) -> Tensor:
+    """Elementwise ``a / b`` (true division) with broadcasting."""
+    return Div.apply(a, b)
+
+
+@register_op("neg")
+def neg(x: Any) -> Tensor:
+    """Elementwise ``-x``."""
+    return Neg.apply(x)
+
+
+@register_op("pow")
+def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 - the operator's name
+    """Elementwise ``a ** b``; either side may be a tensor or a number."""
+    return Pow.apply(a, b)
+
+
+# -- unary functions ---------------------------------------------------------------------------
+class Exp(Function):
+    """y = exp(x);  dx = g * y."""
+
+    name = "exp"
+
+    def forward(self, x):
+        self.y = _xp().exp(x)
+        return self.y
+
+    def backward(self, g):
+        return g * self.y
+
+
+class Log(Function):
+    """y = log(x);  dx = g / x."""
+
+    name = "log"
+
+    def forward(self, x):
+        self.x = x
+        return _xp().log(x)
+
+    def backward(self, g):
+        return g / self.x
+
+
+class Sqrt(Function):
+    """y = sqrt(x);  dx = g / (2 y)."""
+
+    name = "sqrt"
+
+    def forward(self, x):
+        self.y = _xp().sqrt(x)
+        return self.y
+
+    def backward(self, g):
+        return g / (2 * self.y)
+
+
+class Tanh(Function):
+    """y = tanh(x);  dx = g * (1 - y**2)."""
+
+    name = "tanh"
+
+    def forward(self, x):
+        self.y = _xp().tanh(x)
+        return self.y
+
+    def backward(self, g):
+        return g * (1 - self.y * self.y)
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + exp(-x)), computed without overflow;  dx = g * y * (1 - y)."""
+
+    name = "sigmoid"
+
+    def forward(self, x):
+        xp = _xp()
+        # exp of a non-positive number only: e = exp(-|x|); y = 1/(1+e) for x >= 0, e/(1+e) else.
+        e = xp.exp(-xp.abs(x))
+        self.y = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        return self.y
+
+    def backward(self, g):
+        return g * self.y * (1 - self.y)
+
+
+class Erf(Function):
+    """y = erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt;  dx = g * 2/sqrt(pi) * exp(-x^2)."""
+
+    name = "erf"
+
+    def forward(self, x):
+        self.x = x
+        return backend.erf(x)
+
+    def backward(self, g):
+        two_over_sqrt_pi = 1.1283791670955126
+        return g * (two_over_sqrt_pi * _xp().exp(-self.x * self.x))
+
+
+class Abs(Function):
+    """y = |x|;  dx = g * sign(x)  (0 at x = 0, as in PyTorch)."""
+
+    name = "abs"
+
+    def forward(self, x):
+        self.x = x
+        return _xp().abs(x)
+
+    def backward(self, g):
+        return g * _xp().sign(self.x)
+
+
+@register_op("exp")
+def exp(x: Any) -> Tensor:
+    """Elementwise e**x."""
+    return Exp.apply(x)
+
+
+@register_op("log")
+def log(x: Any) -> Tensor:
+    """Elementwise natural logarithm."""
+    return Log.apply(x)
+
+
+@register_op("sqrt")
+def sqrt(x: Any) -> Tensor:
+    """Elementwise square root."""
+    return Sqrt.apply(x)
+
+
+@register_op("tanh")
+def tanh(x: Any) -> Tensor:
+    """Elementwise hyperbolic tangent."""
+    return Tanh.apply(x)
+
+
+@register_op("sigmoid")
+def sigmoid(x: Any) -> Tensor:
+    """Elementwise logistic function 1 / (1 + e**-x), stable for large |x|."""
+    return Sigmoid.apply(x)
+
+
+@register_op("erf")
+def erf(x: Any) -> Tensor:
+    """Elementwise error function (the heart of the exact GELU)."""
+    return Erf.apply(x)
+
+
+@register_op("abs")
+def abs(x: Any) -> Tensor:  # noqa: A001 - the operator's name
+    """Elementwise absolute value."""
+    return Abs.apply(x)
+
+
+# -- selections --------------------------------------------------------------------------------
+class Maximum(Function):
+    """y = max(a, b);  the gradient goes to the larger input, split in half on ties (PyTorch)."""
+
+    name = "maximum"
+    pick = "greater"
+
+    def forward(self, a, b):
+        xp = _xp()
+        self.a, self.b = a, b
+        return xp.maximum(a, b) if self.pick == "greater" else xp.minimum(a, b)
+
+    def backward(self, g):
+        xp = _xp()
+        a_wins = (self.a > self.b) if self.pick == "greater" else (self.a < self.b)
+        share = xp.where(a_wins, 1.0, xp.where(self.a == self.b, 0.5, 0.0)).astype(g.dtype)
+        da = g * share if self.needs_input_grad[0] else None
+        db = g * (1 - share) if self.needs_input_grad[1] else None
+        return da, db
+
+
+class Minimum(Maximum):
+    """y = min(a, b);  the gradient goes to the smaller input, split in half on ties."""
+
+    name = "minimum"
+    pick = "less"
+
+
+class Where(Function):
+    """y = x where cond else other;  dx = g * cond, dother = g * (not cond).  cond gets none."""
+
+    name = "where"
+
+    def forward(self, cond, x, other):
+        xp = _xp()
+        self.cond = xp.asarray(cond, dtype=bool)
+        return xp.where(self.cond, x, other)
+
+    def backward(self, g):
+        xp = _xp()
+        zero = xp.zeros((), dtype=g.dtype)
+        dx = xp.where(self.cond, g, zero) if self.needs_input_grad[1] else None
+        dother = xp.where(self.cond, zero, g) if self.needs_input_grad[2] else None
+        return None, dx, dother
+
+
+class Clip(Function):
+    """y = min(max(x, lo), hi);  dx = g where lo <= x <= hi, else 0 (PyTorch's clamp)."""
+
+    name = "clip"
+
+    def forward(self, x, lo, hi):
+        xp = _xp()
+        keep = xp.ones(x.shape, dtype=bool)
+        y = x
+        if lo is not None:
+            keep &= x >= lo
+            y = xp.maximum(y, lo)
+        if hi is not None:
+            keep &= x <= hi
+            y = xp.minimum(y, hi)
+        self.keep = keep
+        return y
+
+    def backward(self, g):
+        return g * self.keep, None, None
+
+
+class AsType(Function):
+    """y = x converted to another dtype;  dx = g converted back (the engine casts)."""
+
+    name = "astype"
+
+    def forward(self, x, dtype):
+        return x.astype(dtype)
+
+    def backward(self, g):
+        return g
+
+
+@register_op("maximum")
+def maximum(a: Any, b: Any) -> Tensor:
+    """Elementwise larger of ``a`` and ``b``."""
+    return Maximum.apply(a, b)
+
+
+@register_op("minimum")
+def minimum(a: Any, b: Any) -> Tensor:
+    """Elementwise smaller of ``a`` and ``b``."""
+    return Minimum.apply(a, b)
+
+
+@register_op("where")
+def where(condition: Any, x: Any, other: Any) -> Tensor:
+    """``x`` where ``condition`` is true, else ``other`` (all three broadcast together)."""
+    if isinstance(condition, Tensor):
+        condition = condition.data
+    return Where.apply(condition, x, other)
+
+
+@register_op("clip")
+def clip(x: Any, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 - PyTorch's names
+    """Limit values to ``[min, max]`` (either bound may be None), like ``torch.clamp``."""
+    if min is None and max is None:
+        raise ValueError("clip: at least one of min and max must be given")
+    if min is not None and max is not None and min > max:
+        raise ValueError(f"clip: min ({min}) is larger than max ({max})")
+    return Clip.apply(x, min, max)
+
+
+@register_op("astype")
+def astype(x: Any, dtype: Any) -> Tensor:
+    """Convert to ``dtype``; the gradient is converted back to the input's dtype."""
+    return AsType.apply(x, dtype=np.dtype(dtype))

@@ -1,0 +1,190 @@
+"""Reductions (sum, mean, max, min, var) and the softmax family.
+
+Each reduction takes ``axis`` (None for all axes, an int, or a tuple) and ``keepdims``, like
+NumPy. Backward first puts the reduced axes back as size-1 axes (the "keepdims" shape) and
+then lets broadcasting spread the gradient over the elements that were reduced.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from .. import backend
+from ..autograd import Function, Tensor, register_op
+from ._axes import normalize_axes, normalize_axis
+
+__all__ = ["sum", "mean", "max", "min", "var", "softmax", "log_softmax"]
+
+
+def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _count(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
+    n = 1
+    for a in axes:
+        n *= shape[a]
+    return n
+
+
+class Sum(Function):
+    """y = sum of x over ``axes``;  dx = g broadcast back over the reduced axes."""
+
+    name = "sum"
+
+    def forward(self, x, axes, keepdims):
+        self.shape, self.axes = x.shape, axes
+        return x.sum(axis=axes, keepdims=keepdims)
+
+    def backward(self, g):
+        xp = backend.get_xp()
+        return xp.broadcast_to(g.reshape(_kept_shape(self.shape, self.axes)), self.shape)
+
+
+class Mean(Sum):
+    """y = sum(x) / n over ``axes``;  dx = g / n broadcast back."""
+
+    name = "mean"
+
+    def forward(self, x, axes, keepdims):
+        self.n = _count(x.shape, axes)
+        return super().forward(x, axes, keepdims) / self.n
+
+    def backward(self, g):
+        return super().backward(g / self.n)
+
+
+class Max(Function):
+    """y = max of x over ``axes``;  dx = g at the maximum (split evenly between exact ties)."""
+
+    name = "max"
+    reducer = "max"
+
+    def forward(self, x, axes, keepdims):
+        if x.size == 0:
+            raise ValueError(f"{self.name} of an empty tensor (shape {x.shape}) is undefined")
+        y = getattr(x, self.reducer)(axis=axes, keepdims=True)
+        self.axes = axes
+        self.mask = x == y
+        return y if keepdims else y.reshape([n for i, n in enumerate(y.shape) if i not in axes])
+
+    def backward(self, g):
+        mask = self.mask
+        count = mask.sum(axis=self.axes, keepdims=True)
+        return g.reshape(_kept_shape(mask.shape, self.axes)) * mask / count
+
+
+class Min(Max):
+    """y = min of x over ``axes``;  dx = g at the minimum (split evenly between exact ties)."""
+
+    name = "min"
+    reducer = "min"
+
+
+class Var(Function):
+    """y = sum((x - mean)^2) / (n - correction);  dx = g * 2 (x - mean) / (n - correction)."""
+
+    name = "var"
+
+    def forward(self, x, axes, correction, keepdims):
+        self.axes = axes
+        self.d = x - x.mean(axis=axes, keepdims=True)
+        self.denom = builtins.max(_count(x.shape, axes) - correction, 0)
+        sq = (self.d * self.d).sum(axis=axes, keepdims=keepdims)
+        return sq / self.denom if self.denom else sq * float("nan")
+
+    def backward(self, g):
+        g = g.reshape(_kept_shape(self.d.shape, self.axes))
+        return g * (2 / self.denom) * self.d if self.denom else g * self.d * float("nan")
+
+
+def _reduce(cls: type[Function], x: Any, axis: Any, keepdims: bool, **extra: Any) -> Tensor:
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    axes = normalize_axes(axis, x.ndim, cls.name, x.shape)
+    return cls.apply(x, axes=axes, keepdims=bool(keepdims), **extra)
+
+
+@register_op("sum")
+def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Sum over ``axis`` (None: all axes)."""
+    return _reduce(Sum, x, axis, keepdims)
+
+
+@register_op("mean")
+def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Arithmetic mean over ``axis`` (None: all axes)."""
+    return _reduce(Mean, x, axis, keepdims)
+
+
+@register_op("max")
+def max(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Largest value over ``axis`` (values only; the gradient goes to the maximum)."""
+    return _reduce(Max, x, axis, keepdims)
+
+
+@register_op("min")
+def min(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Smallest value over ``axis`` (values only; the gradient goes to the minimum)."""
+    return _reduce(Min, x, axis, keepdims)
+
+
+@register_op("var")
+def var(x: Any, axis: Any = None, correction: int = 1, keepdims: bool = False) -> Tensor:
+    """Variance over ``axis``, dividing by ``n - correction`` (1: unbiased, PyTorch's default;
+    0: the population variance, NumPy's default)."""
+    return _reduce(Var, x, axis, keepdims, correction=int(correction))
+
+
+class Softmax(Function):
+    """y = exp(x - max x) / sum exp(x - max x) along ``axis``;  dx = y * (g - sum(g * y)).
+
+    Subtracting the maximum first keeps every exponent <= 0, so nothing overflows.
+    """
+
+    name = "softmax"
+
+    def forward(self, x, axis):
+        xp = backend.get_xp()
+        self.axis = axis
+        e = xp.exp(x - x.max(axis=axis, keepdims=True))
+        self.y = e / e.sum(axis=axis, keepdims=True)
+        return self.y
+
+    def backward(self, g):
+        y = self.y
+        return y * (g - (g * y).sum(axis=self.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """y = x - max x - log sum exp(x - max x) along ``axis``;  dx = g - softmax(x) * sum(g)."""
+
+    name = "log_softmax"
+
+    def forward(self, x, axis):
+        xp = backend.get_xp()
+        self.axis = axis
+        shifted = x - x.max(axis=axis, keepdims=True)
+        self.y = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+        return self.y
+
+    def backward(self, g):
+        xp = backend.get_xp()
+        return g - xp.exp(self.y) * g.sum(axis=self.axis, keepdims=True)
+
+
+def _along(cls: type[Function], x: Any, axis: int) -> Tensor:
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    return cls.apply(x, axis=normalize_axis(axis, x.ndim, cls.name, x.shape))
+
+
+@register_op("softmax")
+def softmax(x: Any, axis: int = -1) -> Tensor:
+    """Softmax along ``axis``: non-negative values that sum to 1, numerically stable."""
+    return _along(Softmax, x, axis)
+
+
+@register_op("log_softmax")
+def log_softmax(x: Any, axis: int = -1) -> Tensor:
+    """log(softmax(x)) along ``axis``, computed without forming softmax (stable)."""
+    return _along(LogSoftmax, x, axis)
