@@ -1,0 +1,64 @@
+"""Shared test set-up: hypothesis profiles and the backend fixture.
+
+Hypothesis profiles (choose with the environment variable HYPOTHESIS_PROFILE):
+
+* ``ci`` (default): bounded example counts so the whole suite runs in minutes on 2 cores.
+* ``thorough``: many more examples per property, for a long run before a release.
+* ``dev``: a handful of examples, for a quick edit-test loop.
+
+Every test that takes the ``backend_name`` fixture runs once on NumPy and once on CuPy; the
+CuPy run carries the ``gpu`` marker and is skipped, with the reason, where CuPy or a GPU is
+missing.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+import mini_iformer as mi
+from mini_iformer import backend
+
+_COMMON = dict(
+    deadline=None,
+    # The backend fixture only selects a module-level setting; reusing it across examples is safe.
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.register_profile("ci", max_examples=40, **_COMMON)
+settings.register_profile("thorough", max_examples=500, **_COMMON)
+settings.register_profile("dev", max_examples=8, **_COMMON)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def _cupy_skip_reason() -> str | None:
+    previous = backend.get_backend()
+    try:
+        backend.set_backend("cupy")
+    except backend.BackendUnavailableError as exc:
+        return f"CuPy backend unavailable: {exc}"
+    finally:
+        backend.set_backend(previous)
+    return None
+
+
+_CUPY_SKIP = None
+
+
+@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
+def backend_name(request: pytest.FixtureRequest):
+    """Run the test with each backend selected; restore NumPy afterwards."""
+    global _CUPY_SKIP
+    name = request.param
+    if name == "cupy":
+        if _CUPY_SKIP is None:
+            _CUPY_SKIP = _cupy_skip_reason() or ""
+        if _CUPY_SKIP:
+            pytest.skip(_CUPY_SKIP)
+    mi.set_backend(name)
+    try:
+        yield name
+    finally:
+        mi.set_backend("numpy")

@@ -1,0 +1,455 @@
+"""The specification of every core operation, as hypothesis-drawn cases for ``oracle.check_case``.
+
+``SPECS[name](data)`` draws one :class:`~oracle.Case` for the operation registered under
+``name`` in ``mini_iformer.OPS``: shapes, values and arguments come from hypothesis, and the
+case states the same computation in mini_iformer, PyTorch and (where it can be expressed)
+HIPS autograd. ``test_ops.py`` runs them all, and fails if an operation is registered without
+a specification here.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import autograd.numpy as anp
+import autograd.scipy.special as asp
+import numpy as np
+import torch
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import mutually_broadcastable_shapes
+
+import mini_iformer as mi
+from oracle import Case, draw_array, small_shapes
+
+SPECS: dict[str, Callable[[st.DataObject], Case]] = {}
+
+
+def spec(name: str):
+    def decorate(fn):
+        SPECS[name] = fn
+        return fn
+
+    return decorate
+
+
+# -- elementwise binary ------------------------------------------------------------------------
+def _binary(ours, theirs, hips, a_kind="normal", b_kind="normal", scalar_b=None):
+    def draw(data: st.DataObject) -> Case:
+        shapes = data.draw(mutually_broadcastable_shapes(num_shapes=2, max_dims=4, max_side=4))
+        a = draw_array(data, shapes.input_shapes[0], a_kind, "a")
+        use_scalar = scalar_b is not None and data.draw(st.booleans(), label="scalar operand")
+        if use_scalar:
+            s = data.draw(scalar_b, label="scalar")
+            reflected = data.draw(st.booleans(), label="scalar on the left")
+            if reflected:
+                return Case([a], lambda x: ours(s, x), lambda x: theirs(s, x), lambda x: hips(s, x))
+            return Case([a], lambda x: ours(x, s), lambda x: theirs(x, s), lambda x: hips(x, s))
+        b = draw_array(data, shapes.input_shapes[1], b_kind, "b")
+        return Case([a, b], ours, theirs, hips)
+
+    return draw
+
+
+_floats = st.floats(-3, 3, allow_nan=False).filter(lambda v: abs(v) > 0.1)
+
+SPECS["add"] = _binary(lambda a, b: a + b, lambda a, b: a + b, lambda a, b: a + b, scalar_b=_floats)
+SPECS["sub"] = _binary(lambda a, b: a - b, lambda a, b: a - b, lambda a, b: a - b, scalar_b=_floats)
+SPECS["mul"] = _binary(lambda a, b: a * b, lambda a, b: a * b, lambda a, b: a * b, scalar_b=_floats)
+SPECS["div"] = _binary(
+    lambda a, b: a / b, lambda a, b: a / b, lambda a, b: a / b, "nonzero", "nonzero", _floats
+)
+SPECS["maximum"] = _binary(
+    mi.maximum, torch.maximum, anp.maximum, "grid", "grid"
+)
+SPECS["minimum"] = _binary(
+    mi.minimum, torch.minimum, anp.minimum, "grid", "grid"
+)
+
+
+@spec("pow")
+def _pow(data):
+    shapes = data.draw(mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=4))
+    mode = data.draw(st.sampled_from(["tensor**scalar", "tensor**tensor", "scalar**tensor"]))
+    if mode == "tensor**scalar":
+        p = data.draw(st.sampled_from([2, 3, -1, 0.5, -1.5, 2.5]), label="exponent")
+        x = draw_array(data, shapes.input_shapes[0], "positive")
+        return Case([x], lambda t: t**p, lambda t: t**p, lambda t: t**p)
+    if mode == "scalar**tensor":
+        base = data.draw(st.sampled_from([0.5, 2.0, math.e]), label="base")
+        x = draw_array(data, shapes.input_shapes[0])
+        return Case([x], lambda t: base**t, lambda t: base**t, lambda t: base**t)
+    a = draw_array(data, shapes.input_shapes[0], "positive", "a")
+    b = draw_array(data, shapes.input_shapes[1], "normal", "b")
+    return Case([a, b], lambda x, y: x**y, lambda x, y: x**y, lambda x, y: x**y)
+
+
+@spec("where")
+def _where(data):
+    shapes = data.draw(mutually_broadcastable_shapes(num_shapes=3, max_dims=3, max_side=4))
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    cond = np.random.default_rng(seed).random(shapes.input_shapes[0]) < 0.5
+    x = draw_array(data, shapes.input_shapes[1], label="x")
+    y = draw_array(data, shapes.input_shapes[2], label="y")
+    return Case(
+        [x, y],
+        lambda a, b: mi.where(mi.tensor(cond), a, b),
+        lambda a, b: torch.where(torch.tensor(cond), a, b),
+        # HIPS autograd's where cannot sum its gradient over broadcast axes: use it only when
+        # no input is broadcast.
+        (lambda a, b: anp.where(cond, a, b)) if len(set(shapes.input_shapes)) == 1 else None,
+    )
+
+
+# -- elementwise unary -------------------------------------------------------------------------
+def _unary(ours, theirs, hips, kind="normal", scale=None):
+    def draw(data):
+        x = draw_array(data, data.draw(small_shapes()), kind)
+        if scale is not None:
+            x = x * data.draw(st.sampled_from(scale), label="scale")
+        return Case([x], ours, theirs, hips)
+
+    return draw
+
+
+SPECS["neg"] = _unary(lambda x: -x, lambda x: -x, lambda x: -x)
+SPECS["exp"] = _unary(mi.exp, torch.exp, anp.exp)
+SPECS["log"] = _unary(mi.log, torch.log, anp.log, "positive")
+SPECS["sqrt"] = _unary(mi.sqrt, torch.sqrt, anp.sqrt, "positive")
+SPECS["tanh"] = _unary(mi.tanh, torch.tanh, anp.tanh, scale=[1, 3])
+SPECS["sigmoid"] = _unary(mi.sigmoid, torch.sigmoid, lambda x: 1 / (1 + anp.exp(-x)), scale=[1, 5, 30])
+SPECS["erf"] = _unary(mi.erf, torch.erf, asp.erf, scale=[1, 2])
+SPECS["abs"] = _unary(mi.abs, torch.abs, anp.abs, "nonzero")
+
+
+@spec("clip")
+def _clip(data):
+    x = draw_array(data, data.draw(small_shapes()), "grid")
+    lo = data.draw(st.one_of(st.none(), st.integers(-10, 5).map(lambda k: k / 10)), label="min")
+    hi = data.draw(st.one_of(st.none(), st.integers(-5, 10).map(lambda k: k / 10)), label="max")
+    if lo is None and hi is None:
+        hi = 0.5
+    if lo is not None and hi is not None and lo > hi:
+        lo, hi = hi, lo
+    return Case(
+        [x],
+        lambda t: mi.clip(t, lo, hi),
+        lambda t: torch.clamp(t, lo, hi),
+        lambda t: anp.clip(t, -np.inf if lo is None else lo, np.inf if hi is None else hi),
+    )
+
+
+@spec("astype")
+def _astype(data):
+    x = draw_array(data, data.draw(small_shapes()))
+    target = data.draw(st.sampled_from(["float32", "float64"]))
+    return Case(
+        [x],
+        lambda t: mi.astype(t, target),
+        lambda t: t.to(getattr(torch, target)),
+        rtol=1e-6 if target == "float32" else 1e-9,
+        fd=target == "float64",  # a finite difference through a float32 cast measures rounding
+        float32=False,  # this op changes the dtype on purpose; test_autograd checks its grads
+    )
+
+
+# -- matmul ------------------------------------------------------------------------------------
+@spec("matmul")
+def _matmul(data):
+    batch = data.draw(mutually_broadcastable_shapes(num_shapes=2, max_dims=2, max_side=3))
+    m, k, n = (data.draw(st.integers(1, 5), label=s) for s in "mkn")
+    a_vec, b_vec = data.draw(st.booleans(), label="a is 1-D"), data.draw(st.booleans(), label="b is 1-D")
+    a_shape = (k,) if a_vec else batch.input_shapes[0] + (m, k)
+    b_shape = (k,) if b_vec else batch.input_shapes[1] + (k, n)
+    a = draw_array(data, a_shape, label="a")
+    b = draw_array(data, b_shape, label="b")
+    return Case([a, b], lambda x, y: x @ y, torch.matmul, anp.matmul)
+
+
+# -- reductions --------------------------------------------------------------------------------
+def _axis_arg(data, ndim):
+    choice = data.draw(st.sampled_from(["none", "int", "tuple"]), label="axis form")
+    if choice == "none" or ndim == 0:
+        return None
+    if choice == "int":
+        return data.draw(st.integers(-ndim, ndim - 1), label="axis")
+    axes = data.draw(st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True))
+    return tuple(axes)
+
+
+def _torch_dims(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    return axis if isinstance(axis, tuple) else (axis,)
+
+
+def _hips_axis(axis):
+    return axis
+
+
+def _reduction(name, torch_fn, hips_fn, kind="normal", extra=None):
+    def draw(data):
+        shape = data.draw(small_shapes(min_dims=0 if name in ("sum", "mean") else 1))
+        x = draw_array(data, shape, kind)
+        axis = _axis_arg(data, x.ndim)
+        keepdims = data.draw(st.booleans(), label="keepdims")
+        kwargs = {} if extra is None else extra(data, x.shape, axis)
+        dims = _torch_dims(axis, x.ndim)
+        return Case(
+            [x],
+            lambda t: getattr(mi, name)(t, axis=axis, keepdims=keepdims, **kwargs),
+            lambda t: torch_fn(t, dims, keepdims, **kwargs) if dims else t.clone(),
+            lambda t: hips_fn(t, axis, keepdims, **kwargs),
+        )
+
+    return draw
+
+
+SPECS["sum"] = _reduction("sum", lambda t, d, k: torch.sum(t, d, keepdim=k), lambda t, a, k: anp.sum(t, axis=a, keepdims=k))
+SPECS["mean"] = _reduction("mean", lambda t, d, k: torch.mean(t, d, keepdim=k), lambda t, a, k: anp.mean(t, axis=a, keepdims=k))
+SPECS["max"] = _reduction("max", lambda t, d, k: torch.amax(t, d, keepdim=k), lambda t, a, k: anp.max(t, axis=a, keepdims=k), "distinct")
+SPECS["min"] = _reduction("min", lambda t, d, k: torch.amin(t, d, keepdim=k), lambda t, a, k: anp.min(t, axis=a, keepdims=k), "distinct")
+
+
+def _correction(data, shape, axis):
+    axes = range(len(shape)) if axis is None else (axis if isinstance(axis, tuple) else (axis,))
+    count = math.prod(shape[a] for a in axes)
+    top = 1 if count > 1 else 0
+    return {"correction": data.draw(st.integers(0, top), label="correction")}
+
+
+SPECS["var"] = _reduction(
+    "var",
+    lambda t, d, k, correction: torch.var(t, d, correction=correction, keepdim=k),
+    lambda t, a, k, correction: anp.var(t, axis=a, ddof=correction, keepdims=k),
+    extra=_correction,
+)
+
+
+def _softmax_like(name, torch_fn, hips_fn):
+    def draw(data):
+        x = draw_array(data, data.draw(small_shapes(min_dims=1)))
+        x = x * data.draw(st.sampled_from([1.0, 10.0]), label="scale")
+        axis = data.draw(st.integers(-x.ndim, x.ndim - 1), label="axis")
+        return Case(
+            [x],
+            lambda t: getattr(mi, name)(t, axis=axis),
+            lambda t: torch_fn(t, dim=axis),
+            lambda t: hips_fn(t, axis),
+        )
+
+    return draw
+
+
+def _hips_log_softmax(x, axis):
+    from autograd.scipy.special import logsumexp  # noqa: PLC0415
+
+    return x - logsumexp(x, axis=axis, keepdims=True)
+
+
+SPECS["softmax"] = _softmax_like("softmax", torch.softmax, lambda x, a: anp.exp(_hips_log_softmax(x, a)))
+SPECS["log_softmax"] = _softmax_like("log_softmax", torch.log_softmax, _hips_log_softmax)
+
+
+# -- shape -------------------------------------------------------------------------------------
+@spec("reshape")
+def _reshape(data):
+    shape = data.draw(small_shapes())
+    x = draw_array(data, shape)
+    dims = list(data.draw(st.permutations(list(shape)))) if shape else []
+    merged: list[int] = []
+    for d in dims:
+        if merged and data.draw(st.booleans(), label="merge"):
+            merged[-1] *= d
+        else:
+            merged.append(d)
+    if merged and data.draw(st.booleans(), label="use -1"):
+        merged[data.draw(st.integers(0, len(merged) - 1))] = -1
+    new = tuple(merged)
+    return Case([x], lambda t: t.reshape(new), lambda t: t.reshape(new), lambda t: anp.reshape(t, new))
+
+
+@spec("flatten")
+def _flatten(data):
+    x = draw_array(data, data.draw(small_shapes(min_dims=1)))
+    s = data.draw(st.integers(0, x.ndim - 1), label="start")
+    e = data.draw(st.integers(s, x.ndim - 1), label="end")
+    s_arg, e_arg = s - data.draw(st.sampled_from([0, x.ndim])), e - data.draw(st.sampled_from([0, x.ndim]))
+    return Case([x], lambda t: mi.flatten(t, s_arg, e_arg), lambda t: torch.flatten(t, s_arg, e_arg))
+
+
+@spec("squeeze")
+def _squeeze(data):
+    shape = list(data.draw(small_shapes(min_dims=0, max_dims=3)))
+    for _ in range(data.draw(st.integers(0, 2), label="ones")):
+        shape.insert(data.draw(st.integers(0, len(shape))), 1)
+    x = draw_array(data, shape)
+    if x.ndim and data.draw(st.booleans(), label="with axis"):
+        axes = tuple(data.draw(st.lists(st.integers(-x.ndim, x.ndim - 1), min_size=1, max_size=2, unique_by=lambda a: a % x.ndim)))
+        return Case([x], lambda t: mi.squeeze(t, axes), lambda t: torch.squeeze(t, axes))
+    return Case([x], mi.squeeze, torch.squeeze, anp.squeeze)
+
+
+@spec("unsqueeze")
+def _unsqueeze(data):
+    x = draw_array(data, data.draw(small_shapes(max_dims=3)))
+    axis = data.draw(st.integers(-x.ndim - 1, x.ndim), label="axis")
+    return Case([x], lambda t: mi.unsqueeze(t, axis), lambda t: torch.unsqueeze(t, axis), lambda t: anp.expand_dims(t, axis))
+
+
+@spec("permute")
+def _permute(data):
+    x = draw_array(data, data.draw(small_shapes(min_dims=1)))
+    axes = tuple(data.draw(st.permutations(list(range(x.ndim)))))
+    return Case([x], lambda t: t.permute(*axes), lambda t: t.permute(*axes), lambda t: anp.transpose(t, axes))
+
+
+@spec("transpose")
+def _transpose(data):
+    x = draw_array(data, data.draw(small_shapes(min_dims=1)))
+    a = data.draw(st.integers(-x.ndim, x.ndim - 1), label="axis0")
+    b = data.draw(st.integers(-x.ndim, x.ndim - 1), label="axis1")
+    return Case([x], lambda t: mi.transpose(t, a, b), lambda t: torch.transpose(t, a, b), lambda t: anp.swapaxes(t, a, b))
+
+
+def _broadcast_target(data, shape):
+    lead = tuple(data.draw(st.lists(st.integers(1, 3), max_size=2), label="leading"))
+    grown = tuple(data.draw(st.integers(1, 3)) if n == 1 else n for n in shape)
+    return lead + grown
+
+
+@spec("broadcast_to")
+def _broadcast_to(data):
+    shape = tuple(1 if data.draw(st.booleans()) else n for n in data.draw(small_shapes(max_dims=3)))
+    x = draw_array(data, shape)
+    target = _broadcast_target(data, shape)
+    return Case(
+        # (HIPS autograd cannot differentiate broadcast_to with new leading axes: no third oracle)
+        [x], lambda t: mi.broadcast_to(t, target), lambda t: torch.broadcast_to(t, target),
+    )
+
+
+@spec("expand")
+def _expand(data):
+    shape = tuple(1 if data.draw(st.booleans()) else n for n in data.draw(small_shapes(max_dims=3)))
+    x = draw_array(data, shape)
+    target = _broadcast_target(data, shape)
+    lead = len(target) - len(shape)
+    sizes = tuple(
+        -1 if i >= lead and data.draw(st.booleans(), label="-1") else s for i, s in enumerate(target)
+    )
+    return Case([x], lambda t: t.expand(sizes), lambda t: t.expand(sizes))
+
+
+@spec("concatenate")
+def _concatenate(data):
+    shape = data.draw(small_shapes(min_dims=1, max_dims=3))
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1), label="axis")
+    count = data.draw(st.integers(1, 4), label="count")
+    xs = []
+    for i in range(count):
+        s = list(shape)
+        s[axis] = data.draw(st.integers(1, 3))
+        xs.append(draw_array(data, s, label=f"x{i}"))
+    return Case(
+        xs, lambda *ts: mi.concatenate(ts, axis), lambda *ts: torch.cat(ts, axis),
+        lambda *ts: anp.concatenate(ts, axis),
+    )
+
+
+@spec("stack")
+def _stack(data):
+    shape = data.draw(small_shapes(max_dims=3))
+    axis = data.draw(st.integers(-len(shape) - 1, len(shape)), label="axis")
+    count = data.draw(st.integers(1, 4), label="count")
+    xs = [draw_array(data, shape, label=f"x{i}") for i in range(count)]
+    return Case(
+        xs, lambda *ts: mi.stack(ts, axis), lambda *ts: torch.stack(ts, axis),
+        lambda *ts: anp.stack(ts, axis),
+    )
+
+
+@spec("split")
+def _split(data):
+    x = draw_array(data, data.draw(small_shapes(min_dims=1, max_side=6)))
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1), label="axis")
+    n = x.shape[axis]
+    if data.draw(st.booleans(), label="sections"):
+        cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=3)))
+        arg = [b - a for a, b in zip([0] + cuts, cuts + [n])]
+    else:
+        arg = data.draw(st.integers(1, n + 1), label="split_size")
+    return Case([x], lambda t: mi.split(t, arg, axis), lambda t: torch.split(t, arg, axis))
+
+
+@spec("chunk")
+def _chunk(data):
+    x = draw_array(data, data.draw(small_shapes(min_dims=1, max_side=7)))
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1), label="axis")
+    chunks = data.draw(st.integers(1, 5), label="chunks")
+    return Case([x], lambda t: mi.chunk(t, chunks, axis), lambda t: torch.chunk(t, chunks, axis))
+
+
+def _basic_index(data, shape):
+    parts: list[Any] = []
+    for n in shape:
+        kind = data.draw(st.sampled_from(["int", "slice", "full"]))
+        if kind == "int":
+            parts.append(data.draw(st.integers(-n, n - 1)))
+        elif kind == "slice":
+            start = data.draw(st.one_of(st.none(), st.integers(-n, n)))
+            stop = data.draw(st.one_of(st.none(), st.integers(-n, n)))
+            parts.append(slice(start, stop, data.draw(st.integers(1, 3))))
+        else:
+            parts.append(slice(None))
+    if parts and data.draw(st.booleans(), label="ellipsis"):
+        cut = data.draw(st.integers(0, len(parts)))
+        parts = parts[:cut] + [Ellipsis]
+    if data.draw(st.booleans(), label="newaxis"):
+        parts.insert(data.draw(st.integers(0, len(parts))), None)
+    return tuple(parts)
+
+
+@spec("getitem")
+def _getitem(data):
+    shape = data.draw(small_shapes(min_dims=1, max_dims=3))
+    x = draw_array(data, shape)
+    kind = data.draw(st.sampled_from(["basic", "int array", "bool mask", "array + slice"]))
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    if kind == "basic":
+        index = _basic_index(data, shape)
+        t_index = index
+    elif kind == "int array":
+        # repeats on purpose: their gradients must add up
+        idx = rng.integers(-shape[0], shape[0], size=data.draw(st.integers(1, 6)))
+        index, t_index = idx, torch.tensor(idx)
+    elif kind == "bool mask":
+        mask = rng.random(shape) < 0.5
+        index, t_index = mask, torch.tensor(mask)
+    else:
+        axis_len = shape[-1]
+        idx = rng.integers(0, axis_len, size=(2, 3))
+        index = (Ellipsis, idx) if len(shape) == 1 else (slice(None), Ellipsis, idx)
+        t_index = (Ellipsis, torch.tensor(idx)) if len(shape) == 1 else (slice(None), Ellipsis, torch.tensor(idx))
+    ours_index = tuple(mi.tensor(p) if isinstance(p, np.ndarray) else p for p in index) if isinstance(index, tuple) else (
+        mi.tensor(index) if isinstance(index, np.ndarray) else index
+    )
+    return Case([x], lambda t: t[ours_index], lambda t: t[t_index], lambda t: t[index])
+
+
+@spec("pad")
+def _pad(data):
+    x = draw_array(data, data.draw(small_shapes(min_dims=1, max_dims=4)))
+    k = data.draw(st.integers(1, x.ndim), label="padded axes")
+    widths = []
+    for i in range(k):
+        n = x.shape[x.ndim - 1 - i]
+        lo = data.draw(st.integers(-min(1, n - 1), 3))
+        hi = data.draw(st.integers(-min(1, n - 1 + min(lo, 0)), 3))
+        widths += [lo, hi]
+    value = data.draw(st.sampled_from([0.0, -1.5, 2.0]), label="value")
+    pad = tuple(widths)
+    return Case(
+        [x], lambda t: mi.pad(t, pad, value), lambda t: torch.nn.functional.pad(t, pad, value=value)
+    )
