@@ -136,7 +136,9 @@ class Function:
     Subclasses implement, on raw backend arrays:
 
     ``forward(self, *inputs, **params) -> array``
-        computes the output and stores on ``self`` only what ``backward`` needs.
+        computes the output and stores on ``self`` only what ``backward`` needs;
+        ``self.needs_input_grad`` (one bool per input) is already set, so nothing needs saving
+        for inputs that get no gradient, nor at all under ``no_grad``.
     ``backward(self, grad) -> array | tuple``
         returns the gradient for each input (``None`` where none is needed; consult
         ``self.needs_input_grad``). A gradient may have the output's broadcast shape: the
@@ -163,7 +165,7 @@ class Function:
         for x in inputs:
             if isinstance(x, Tensor):
                 arrays.append(x.data)
-            elif isinstance(x, (bool, numbers.Number)) or x is None:
+            elif isinstance(x, (bool, numbers.Number, np.generic)) or x is None:
                 arrays.append(x.item() if isinstance(x, np.generic) else x)
             elif backend.is_array(x):
                 arrays.append(x)
@@ -175,18 +177,19 @@ class Function:
         if len(arrays) > 1:
             backend.common_backend(arrays, cls.name)
         fn = cls()
+        # Known before forward runs, so that forward can save only what backward will use.
+        fn.needs_input_grad = tuple(
+            _grad_enabled and isinstance(x, Tensor) and x.requires_grad for x in inputs
+        )
         try:
             out = fn.forward(*arrays, **params)
         except (ValueError, IndexError, TypeError) as exc:
             shapes = ", ".join(_shape_str(a) for a in arrays)
             raise type(exc)(f"{cls.name}: {exc} (input shapes: {shapes})") from None
-        requires_grad = _grad_enabled and any(
-            isinstance(x, Tensor) and x.requires_grad for x in inputs
-        )
+        requires_grad = any(fn.needs_input_grad)
         result = Tensor._make(out, requires_grad)
         if requires_grad:
             fn.inputs = tuple(x if isinstance(x, Tensor) else None for x in inputs)
-            fn.needs_input_grad = tuple(x is not None and x.requires_grad for x in fn.inputs)
             result._ctx = fn
         return result
 

@@ -7,7 +7,7 @@ between the two libraries:
 ==================  ===========================  ==================================
 helper              NumPy                        CuPy
 ==================  ===========================  ==================================
-``scatter_add``     ``np.add.at``                ``cupyx.scatter_add``
+``scatter_add``     ``np.add.at``                ``cupy.add.at``
 ``erf``             ``scipy.special.erf``        ``cupyx.scipy.special.erf``
 ``to_numpy``        the array itself             ``array.get()`` (device -> host)
 ``asarray``         ``np.asarray``               ``cupy.asarray`` (host -> device)
@@ -184,9 +184,12 @@ def to_numpy(a: Any) -> np.ndarray:
 def scatter_add(target: Any, index: Any, values: Any) -> None:
     """``target[index] += values`` in place, adding repeatedly for repeated indices."""
     if array_backend(target) == "cupy":
-        import cupyx  # noqa: PLC0415
+        add_at = getattr(_cupy.add, "at", None)  # CuPy >= 13; cupyx.scatter_add before
+        if add_at is None:
+            import cupyx  # noqa: PLC0415
 
-        cupyx.scatter_add(target, index, values)
+            add_at = cupyx.scatter_add
+        add_at(target, index, values)
     else:
         np.add.at(target, index, values)
 

@@ -58,7 +58,9 @@ class Mul(Function):
     name = "mul"
 
     def forward(self, a, b):
-        self.a, self.b = a, b
+        need_a, need_b = self.needs_input_grad
+        self.b = b if need_a else None  # da needs b, db needs a
+        self.a = a if need_b else None
         return a * b
 
     def backward(self, g):
@@ -73,9 +75,10 @@ class Div(Function):
     name = "div"
 
     def forward(self, a, b):
-        self.b = b
-        self.y = a / b
-        return self.y
+        y = a / b
+        self.b = b if any(self.needs_input_grad) else None
+        self.y = y if self.needs_input_grad[1] else None
+        return y
 
     def backward(self, g):
         da = g / self.b if self.needs_input_grad[0] else None

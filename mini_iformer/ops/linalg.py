@@ -49,28 +49,32 @@ class MatMul(Function):
 
     def forward(self, a, b):
         _check_shapes(tuple(a.shape), tuple(b.shape))
-        self.a, self.b = a, b
+        need_a, need_b = self.needs_input_grad
+        both_vectors = a.ndim == 1 and b.ndim == 1
+        self.a = a if need_b or both_vectors else None  # dB needs A, dA needs B
+        self.b = b if need_a or both_vectors else None
+        self.a_ndim, self.b_ndim = a.ndim, b.ndim
         return backend.get_xp().matmul(a, b)
 
     def backward(self, g):
         xp = backend.get_xp()
         a, b = self.a, self.b
-        if a.ndim == 1 and b.ndim == 1:  # a dot product: g is a scalar
+        if self.a_ndim == 1 and self.b_ndim == 1:  # a dot product: g is a scalar
             return g * b, g * a
-        a2 = a[None, :] if a.ndim == 1 else a
-        b2 = b[:, None] if b.ndim == 1 else b
-        if a.ndim == 1:
+        if self.a_ndim == 1:
             g = xp.expand_dims(g, -2)
-        if b.ndim == 1:
+        if self.b_ndim == 1:
             g = xp.expand_dims(g, -1)
         da = db = None
         if self.needs_input_grad[0]:
+            b2 = b[:, None] if b.ndim == 1 else b
             da = xp.matmul(g, xp.swapaxes(b2, -1, -2))
-            if a.ndim == 1:
+            if self.a_ndim == 1:
                 da = da[..., 0, :]
         if self.needs_input_grad[1]:
+            a2 = a[None, :] if a.ndim == 1 else a
             db = xp.matmul(xp.swapaxes(a2, -1, -2), g)
-            if b.ndim == 1:
+            if self.b_ndim == 1:
                 db = db[..., 0]
         return da, db
 
