@@ -453,3 +453,19 @@ def _pad(data):
     return Case(
         [x], lambda t: mi.pad(t, pad, value), lambda t: torch.nn.functional.pad(t, pad, value=value)
     )
+
+
+# -- specifications kept in their own files (one per op family): tests/specs_*.py ---------------
+def _load_family_specs() -> None:
+    import importlib  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    for path in sorted(Path(__file__).parent.glob("specs_*.py")):
+        family = importlib.import_module(path.stem).SPECS
+        clash = set(family) & set(SPECS)
+        if clash:
+            raise RuntimeError(f"{path.name} specifies {sorted(clash)} a second time")
+        SPECS.update(family)
+
+
+_load_family_specs()
