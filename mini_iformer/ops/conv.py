@@ -1,0 +1,509 @@
+"""2-D convolution (``conv2d``), with the same arguments and results as PyTorch's.
+
+Shapes: input x (N, C, H, W), weight w (O, C/G, kh, kw) for G groups, optional bias b (O,).
+With stride (sh, sw), dilation (dh, dw) and x zero-padded to xp (N, C, Hp, Wp), output channel
+o of group g = o // (O/G) reads the input channels c of that group only:
+
+    y[n, o, i, j] = b[o] + sum_{c, a, b'} w[o, c, a, b'] * xp[n, g*C/G + c, i*sh + a*dh,
+                                                                j*sw + b'*dw]
+
+    Ho = (Hp - dh*(kh-1) - 1) // sh + 1,   Wo = (Wp - dw*(kw-1) - 1) // sw + 1
+
+Gradients, for g the gradient of the loss with respect to y:
+
+    db[o]                   = sum_{n, i, j} g[n, o, i, j]
+    dw[o, c, a, b']         = sum_{n, i, j} g[n, o, i, j] * xp[n, g*C/G + c, i*sh + a*dh,
+                                                                  j*sw + b'*dw]
+    dxp[n, g*C/G + c, p, q] = sum of g[n, o, i, j] * w[o, c, a, b'] over the outputs o of group g
+                              and every (a, b', i, j) with p = i*sh + a*dh, q = j*sw + b'*dw
+
+and dx is dxp without its padding. dw correlates the input with g; dxp sends every output
+gradient back to the input positions it was computed from: it is a *transposed convolution*
+(each input pixel collects g through the flipped kernel).
+
+Three ways to compute it are chosen automatically (:func:`conv2d_path`), each fast for its
+case on a CPU with NumPy: a matrix product over channels for 1x1 kernels
+(:func:`_pointwise_forward`), a loop over the kernel offsets for depthwise kernels
+(:func:`_depthwise_forward`), and im2col + one matrix product per group for the rest
+(:func:`_im2col_forward`). The textbook forms, :func:`conv2d_naive` (loops) and
+:func:`conv2d_im2col` (an explicit column matrix), work on NumPy arrays, are not part of the
+differentiable API, and serve the lessons and the tests.
+
+Differences from PyTorch: a float32 tensor with a float64 one gives float64 (NumPy's
+promotion, as in every op here) where PyTorch refuses; integer tensors are refused.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import numpy as np
+
+from .. import backend
+from ..autograd import Function, Tensor, register_op
+from .shape import reshape
+
+__all__ = ["conv2d"]
+
+#: Depthwise blocks hold about this many elements per buffer (256 KiB in float32), so that
+#: the few arrays one block touches stay in the CPU's L2 cache across the kernel offsets.
+_BLOCK_ELEMENTS = 1 << 16
+
+
+# -- arguments ---------------------------------------------------------------------------------
+def _pair(value: Any, name: str) -> tuple[int, int]:
+    """An int, or a sequence of one or two ints, as a pair (PyTorch's rule)."""
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    if len(items) == 1:
+        items = items * 2
+    if len(items) != 2 or any(isinstance(v, bool) for v in items):
+        raise TypeError(f"conv2d: {name} must be an int or a pair of ints, got {value!r}")
+    try:
+        return operator.index(items[0]), operator.index(items[1])
+    except TypeError:
+        raise TypeError(f"conv2d: {name} must be an int or a pair of ints, got {value!r}") from None
+
+
+def _padding(
+    padding: Any, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """Padding as (top, bottom, left, right); also "valid" (none) and "same" (output = input
+    size: total d*(k-1) per axis, the odd one on the bottom/right, as PyTorch does)."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return 0, 0, 0, 0
+        if padding != "same":
+            raise ValueError(f"conv2d: padding must be 'valid', 'same' or ints, got {padding!r}")
+        if stride != (1, 1):
+            raise ValueError(f"conv2d: padding='same' needs stride 1, got stride={stride}")
+        th, tw = (d * (k - 1) for d, k in zip(dilation, kernel))
+        return th // 2, th - th // 2, tw // 2, tw - tw // 2
+    ph, pw = _pair(padding, "padding")
+    if ph < 0 or pw < 0:
+        raise ValueError(f"conv2d: padding must be non-negative, got padding={padding!r}")
+    return ph, ph, pw, pw
+
+
+def _out_size(size: int, pad: int, kernel: int, stride: int, dilation: int) -> int:
+    return (size + pad - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def conv2d_path(
+    x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: tuple[int, int],
+    pads: tuple[int, int, int, int], groups: int,
+) -> str:
+    """Which implementation ``conv2d`` uses: "pointwise", "depthwise" or "general".
+
+    * "pointwise": 1x1 kernel, stride 1, no padding, one group (a matrix product);
+    * "depthwise": one group per channel, as many outputs as inputs, stride 1 (any kernel,
+      padding and dilation: the offset loop);
+    * "general": everything else (im2col).
+    """
+    c_in, c_out, (kh, kw) = x_shape[1], w_shape[0], w_shape[2:]
+    if (kh, kw) == (1, 1) and stride == (1, 1) and not any(pads) and groups == 1:
+        return "pointwise"
+    if groups == c_in == c_out and stride == (1, 1):
+        return "depthwise"
+    return "general"
+
+
+# -- the fast paths ----------------------------------------------------------------------------
+def _pad(x: Any, pads: tuple[int, int, int, int], tail: int | None = None) -> Any:
+    """x zero-padded to (N, C, Hp, Wp), C-contiguous; or, when ``tail`` is given, flattened to
+    rows (N*C, Hp*Wp + tail) that end with ``tail`` more zeros."""
+    xp = backend.get_xp()
+    n, c, h, w = x.shape
+    top, bottom, left, right = pads
+    hp, wp = h + top + bottom, w + left + right
+    if tail is None and not any(pads):
+        return xp.ascontiguousarray(x)
+    out = xp.zeros((n * c, hp * wp + (tail or 0)), dtype=x.dtype)
+    out[:, : hp * wp].reshape(n, c, hp, wp)[:, :, top : top + h, left : left + w] = x
+    return out if tail is not None else out.reshape(n, c, hp, wp)
+
+
+def _pointwise_forward(x: Any, w: Any) -> Any:
+    """1x1 convolution as one matrix product per sample: (O, C) @ (C, H*W).
+
+    Why it is fast: a 1x1 kernel mixes channels at each pixel independently, which is exactly
+    a matrix product, and in NCHW the (C, H*W) matrix of a sample is a free reshape. So the
+    whole convolution is a batched BLAS call with no copies and no output transpose. (The
+    channels-last form, (N*H*W, C) @ (C, O), needs a transpose on the way in and on the way
+    out, and measured about twice as slow on iFormer-S's shapes.)
+    """
+    n, c, h, wd = x.shape
+    y = backend.get_xp().matmul(w.reshape(w.shape[0], c), x.reshape(n, c, h * wd))
+    return y.reshape(n, w.shape[0], h, wd)
+
+
+def _pointwise_backward(g3: Any, x3: Any, w: Any, w_shape: tuple[int, ...]) -> tuple[Any, Any]:
+    """dX = W^T @ G per sample; dW = sum_n G_n @ X_n^T (BLAS reads the transposes in place).
+    ``w`` is None when no dX is needed, ``x3`` None when no dW is."""
+    xp = backend.get_xp()
+    dx = None if w is None else xp.matmul(w.reshape(w_shape[0], -1).T, g3)
+    dw = None if x3 is None else xp.matmul(g3, xp.swapaxes(x3, 1, 2)).sum(axis=0).reshape(w_shape)
+    return dx, dw
+
+
+def _row_block(rows: int, length: int) -> int:
+    """Rows per block: enough to fill ~_BLOCK_ELEMENTS, all of them on a GPU (no cache to fit)."""
+    if backend.get_backend() != "numpy":
+        return rows
+    return max(1, min(rows, _BLOCK_ELEMENTS // max(length, 1)))
+
+
+class _Depthwise:
+    """The geometry of a stride-1 depthwise convolution on a flattened, padded input.
+
+    Each (sample, channel) is one row of xpf (N*C, Hp*Wp + tail). Output pixel (i, j) is
+    computed at flat position i*Wp + j of a "wide" output of Ho rows of Wp pixels (the last
+    Wp - Wo of each row are thrown away), so that kernel offset (a, b) reads the *contiguous*
+    slice xpf[:, s : s + Ho*Wp] with s = a*dh*Wp + b*dw. The tail of zeros lets the last
+    offset's slice run to the end.
+    """
+
+    def __init__(self, x_shape, kernel, pads, dilation):
+        self.n, self.c, self.h, self.w = x_shape
+        (kh, kw), (dh, dw) = kernel, dilation
+        top, bottom, left, right = self.pads = pads
+        self.top, self.left = top, left
+        self.hp, self.wp = self.h + top + bottom, self.w + left + right
+        self.ho, self.wo = self.hp - dh * (kh - 1), self.wp - dw * (kw - 1)
+        self.tail = dw * (kw - 1)
+        self.length = self.ho * self.wp  # of one row of the wide output
+        self.shifts = [a * dh * self.wp + b * dw for a in range(kh) for b in range(kw)]
+        self.rows = self.n * self.c
+
+
+def _row_weights(w: Any, n: int) -> Any:
+    """Depthwise weights (C, 1, kh, kw) as one row of kh*kw per (sample, channel) row."""
+    xp = backend.get_xp()
+    c = w.shape[0]
+    return xp.broadcast_to(w.reshape(1, c, -1), (n, c, w[0].size)).reshape(n * c, -1)
+
+
+def _depthwise_forward(x: Any, w: Any, geo: _Depthwise) -> tuple[Any, Any]:
+    """Depthwise convolution (stride 1) as a sum over kernel offsets of shifted, scaled inputs:
+
+        y = sum_{a, b} w[:, a, b] * xp[:, :, a*dh : a*dh + Ho, b*dw : b*dw + Wo]
+
+    Why it is fast: each channel has its own small kernel, so there is no matrix product to
+    hand to BLAS; an im2col would copy the input kh*kw times to then do very little arithmetic
+    with it. Here every step is one multiply and one add over a contiguous slice (see
+    :class:`_Depthwise` for the flat "wide" layout that makes the slices contiguous), and the
+    rows are processed in blocks small enough that the accumulator stays in cache across the
+    kh*kw offsets. Returns y and the flat padded input (kept for the weight gradient).
+    """
+    xp = backend.get_xp()
+    xpf = _pad(x, geo.pads, geo.tail)
+    wr = _row_weights(w, geo.n)
+    length = geo.length
+    y = xp.empty((geo.rows, geo.ho, geo.wo), dtype=x.dtype)
+    block = _row_block(geo.rows, length)
+    acc = xp.empty((block, length), dtype=x.dtype)
+    tmp = xp.empty_like(acc)
+    for r0 in range(0, geo.rows, block):
+        r1 = min(geo.rows, r0 + block)
+        rows, acc_b, tmp_b = xpf[r0:r1], acc[: r1 - r0], tmp[: r1 - r0]
+        for k, s in enumerate(geo.shifts):
+            xp.multiply(rows[:, s : s + length], wr[r0:r1, k, None], out=tmp_b if k else acc_b)
+            if k:
+                acc_b += tmp_b
+        y[r0:r1] = acc_b.reshape(r1 - r0, geo.ho, geo.wp)[:, :, : geo.wo]
+    return y.reshape(geo.n, geo.c, geo.ho, geo.wo), xpf
+
+
+def _depthwise_backward(
+    g: Any, xpf: Any, w: Any, w_shape: tuple[int, ...], geo: _Depthwise
+) -> tuple[Any, Any]:
+    """The same offset loop backwards, block by block:
+
+        dxp[:, s : s + L] += g_wide * w[:, a, b]      (each offset sends g back where it read)
+        dw[:, a, b]        = sum g_wide * xpf[:, s : s + L]   (summed over samples and pixels)
+
+    g_wide is g laid out like the wide output, with zeros in the thrown-away columns, so that
+    those positions add nothing. The per-row sums are batched dot products (a matmul of
+    (1, L) by (L, 1) per row), which avoid materialising the product. ``w`` is None when no dx
+    is needed, ``xpf`` None when no dw is.
+    """
+    xp = backend.get_xp()
+    need_x, need_w = w is not None, xpf is not None
+    length, flat = geo.length, geo.hp * geo.wp
+    g_rows = g.reshape(geo.rows, geo.ho, geo.wo)
+    wr = _row_weights(w, geo.n) if need_x else None
+    dx = xp.empty((geo.rows, geo.h, geo.w), dtype=g.dtype) if need_x else None
+    dwr = xp.empty((geo.rows, len(geo.shifts)), dtype=g.dtype) if need_w else None
+    block = _row_block(geo.rows, length)
+    g_wide = xp.zeros((block, geo.ho, geo.wp), dtype=g.dtype)  # thrown-away columns stay 0
+    dxp = xp.empty((block, flat + geo.tail), dtype=g.dtype) if need_x else None
+    tmp = xp.empty((block, length), dtype=g.dtype) if need_x else None
+    for r0 in range(0, geo.rows, block):
+        r1 = min(geo.rows, r0 + block)
+        g_wide[: r1 - r0, :, : geo.wo] = g_rows[r0:r1]
+        g_b = g_wide[: r1 - r0].reshape(r1 - r0, length)
+        if need_x:
+            dxp_b, tmp_b = dxp[: r1 - r0], tmp[: r1 - r0]
+            dxp_b[...] = 0
+        for k, s in enumerate(geo.shifts):
+            if need_x:
+                xp.multiply(g_b, wr[r0:r1, k, None], out=tmp_b)
+                dxp_b[:, s : s + length] += tmp_b
+            if need_w:
+                seen = xpf[r0:r1, s : s + length, None]
+                dwr[r0:r1, k] = xp.matmul(g_b[:, None, :], seen)[:, 0, 0]
+        if need_x:
+            padded = dxp_b[:, :flat].reshape(r1 - r0, geo.hp, geo.wp)
+            dx[r0:r1] = padded[:, geo.top : geo.top + geo.h, geo.left : geo.left + geo.w]
+    if need_x:
+        dx = dx.reshape(geo.n, geo.c, geo.h, geo.w)
+    if need_w:
+        dwr = dwr.reshape(geo.n, geo.c, -1).sum(axis=0).reshape(w_shape)
+    return dx, dwr
+
+
+def _window_view(xpad: Any, kernel, stride, dilation, groups) -> Any:
+    """Every receptive field of the padded input, without copying: a view of shape
+    (N, G, C/G, kh, kw, Ho, Wo) whose [n, g, c, a, b, i, j] is xpad[n, g*C/G + c,
+    i*sh + a*dh, j*sw + b*dw] (``as_strided``, which NumPy and CuPy both provide)."""
+    xp = backend.get_xp()
+    n, c, hp, wp = xpad.shape
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    ho, wo = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
+    s_n, s_c, s_h, s_w = xpad.strides
+    return xp.lib.stride_tricks.as_strided(
+        xpad,
+        shape=(n, groups, c // groups, kh, kw, ho, wo),
+        strides=(s_n, s_c * (c // groups), s_c, s_h * dh, s_w * dw, s_h * sh, s_w * sw),
+    )
+
+
+def _im2col_forward(x: Any, w: Any, pads, stride, dilation, groups) -> tuple[Any, Any]:
+    """Any convolution as im2col + one matrix product per group:
+
+        cols[n, g] = the receptive fields as a (C/G * kh * kw, Ho * Wo) matrix
+        y[n, g]    = W[g] (O/G, C/G * kh * kw) @ cols[n, g]
+
+    Why it is fast: the window view (:func:`_window_view`) costs nothing, one copy makes it a
+    contiguous column matrix, and then all the arithmetic is a single batched BLAS product,
+    which lands directly in NCHW order. Returns y and the columns (kept for the weight
+    gradient).
+    """
+    xp = backend.get_xp()
+    n, o = x.shape[0], w.shape[0]
+    view = _window_view(_pad(x, pads), w.shape[2:], stride, dilation, groups)
+    ho, wo = view.shape[-2:]
+    cols = xp.ascontiguousarray(view).reshape(n, groups, -1, ho * wo)
+    y = xp.matmul(w.reshape(groups, o // groups, -1), cols)
+    return y.reshape(n, o, ho, wo), cols
+
+
+def _im2col_backward(
+    g: Any, cols: Any, w: Any, w_shape, x_shape, pads, stride, dilation, groups
+) -> tuple[Any, Any]:
+    """dW[g] = sum_n G[n, g] @ cols[n, g]^T;  dcols = W[g]^T @ G[n, g], then col2im.
+
+    col2im adds every column entry back to the input pixel it was copied from. Entries of one
+    kernel offset (a, b) come from a strided grid of pixels, and distinct output pixels of one
+    offset never share an input pixel, so col2im is kh*kw strided-slice additions (no
+    scatter with repeated indices, which is an order of magnitude slower). ``w`` is None when
+    no dx is needed, ``cols`` None when no dW is.
+    """
+    xp = backend.get_xp()
+    n, c, h, wd = x_shape
+    o, kh, kw = w_shape[0], w_shape[2], w_shape[3]
+    ho, wo = g.shape[2:]
+    g4 = g.reshape(n, groups, o // groups, ho * wo)
+    dw = None
+    if cols is not None:
+        dw = xp.matmul(g4, xp.swapaxes(cols, -1, -2)).sum(axis=0).reshape(w_shape)
+    dx = None
+    if w is not None:
+        wg = w.reshape(groups, o // groups, -1)
+        dcols = xp.matmul(xp.swapaxes(wg, -1, -2), g4).reshape(n, c, kh, kw, ho, wo)
+        top, bottom, left, right = pads
+        (sh, sw), (dh, dwl) = stride, dilation
+        dxp = xp.zeros((n, c, h + top + bottom, wd + left + right), dtype=g.dtype)
+        for s in range(n):  # one sample at a time: its slices stay in cache across offsets
+            for a in range(kh):
+                for b in range(kw):
+                    dxp[s, :, a * dh : a * dh + sh * (ho - 1) + 1 : sh,
+                        b * dwl : b * dwl + sw * (wo - 1) + 1 : sw] += dcols[s, :, a, b]
+        dx = dxp[:, :, top : top + h, left : left + wd]
+    return dx, dw
+
+
+# -- the differentiable operation --------------------------------------------------------------
+class Conv2d(Function):
+    """y = conv2d(x, w) + b, by the path :func:`conv2d_path` picks (see the module docstring
+    for the formulas); db = g summed over (N, Ho, Wo)."""
+
+    name = "conv2d"
+
+    def forward(self, x, w, b, stride, pads, dilation, groups):
+        xp = backend.get_xp()
+        dtype = xp.result_type(x, w) if b is None else xp.result_type(x, w, b)
+        x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
+        need_x, need_w, _ = self.needs_input_grad
+        self.path = conv2d_path(x.shape, w.shape, stride, pads, groups)
+        self.x_shape, self.w_shape = x.shape, w.shape
+        self.w = w if need_x else None  # dx needs w; dw needs (a form of) x, kept below
+        if self.path == "pointwise":
+            y = _pointwise_forward(x, w)
+            self.x3 = x.reshape(x.shape[0], x.shape[1], -1) if need_w else None
+        elif self.path == "depthwise":
+            self.geo = _Depthwise(x.shape, w.shape[2:], pads, dilation)
+            y, xpf = _depthwise_forward(x, w, self.geo)
+            self.xpf = xpf if need_w else None
+        else:
+            self.params = (pads, stride, dilation, groups)
+            y, cols = _im2col_forward(x, w, pads, stride, dilation, groups)
+            self.cols = cols if need_w else None
+        if b is not None:
+            y += b.astype(dtype, copy=False).reshape(1, -1, 1, 1)
+        return y
+
+    def backward(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        db = g.sum(axis=(0, 2, 3)) if need_b else None
+        dx = dw = None
+        if self.path == "pointwise" and (need_x or need_w):
+            n, c, h, wd = self.x_shape
+            dx, dw = _pointwise_backward(g.reshape(n, -1, h * wd), self.x3, self.w, self.w_shape)
+            dx = None if dx is None else dx.reshape(self.x_shape)
+        elif self.path == "depthwise" and (need_x or need_w):
+            dx, dw = _depthwise_backward(g, self.xpf, self.w, self.w_shape, self.geo)
+        elif need_x or need_w:
+            dx, dw = _im2col_backward(
+                g, self.cols, self.w, self.w_shape, self.x_shape, *self.params
+            )
+        return dx, dw, db
+
+
+def _as_tensor(x: Any, name: str) -> Tensor:
+    t = x if isinstance(x, Tensor) else Tensor(x)
+    if t.dtype.kind != "f":
+        raise TypeError(f"conv2d: {name} must be floating point, got dtype {t.dtype}")
+    return t
+
+
+@register_op("conv2d")
+def conv2d(
+    input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,  # noqa: A002
+    dilation: Any = 1, groups: int = 1,
+) -> Tensor:
+    """2-D convolution (cross-correlation) over an (N, C, H, W) or unbatched (C, H, W) input,
+    like ``torch.nn.functional.conv2d``.
+
+    weight is (out_channels, in_channels / groups, kh, kw), bias None or (out_channels,).
+    stride, padding and dilation are ints or pairs (height, width); padding may also be
+    "valid" (none) or "same" (stride 1 only). groups splits the channels into independent
+    convolutions; groups == in_channels == out_channels is a depthwise convolution.
+    """
+    x, w = _as_tensor(input, "input"), _as_tensor(weight, "weight")
+    if x.ndim not in (3, 4):
+        raise ValueError(
+            f"conv2d: input must be 3-D (C, H, W) or 4-D (N, C, H, W), got shape {x.shape}"
+        )
+    if w.ndim != 4:
+        raise ValueError(
+            f"conv2d: weight must be 4-D (out_channels, in_channels/groups, kh, kw), got shape "
+            f"{w.shape} (input shape {x.shape})"
+        )
+    if isinstance(groups, bool):
+        raise TypeError(f"conv2d: groups must be an int, got {groups!r}")
+    try:
+        groups = operator.index(groups)
+    except TypeError:
+        raise TypeError(f"conv2d: groups must be an int, got {groups!r}") from None
+    if groups <= 0:
+        raise ValueError(f"conv2d: groups must be positive, got groups={groups}")
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    if min(stride) <= 0:
+        raise ValueError(f"conv2d: stride must be positive, got stride={stride}")
+    if min(dilation) <= 0:
+        raise ValueError(f"conv2d: dilation must be positive, got dilation={dilation}")
+    kernel = w.shape[2:]
+    pads = _padding(padding, kernel, stride, dilation)
+    c_in, (h, wd) = x.shape[-3], x.shape[-2:]
+    out_channels, per_group = w.shape[:2]
+    if per_group * groups != c_in:
+        raise ValueError(
+            f"conv2d: weight of shape {w.shape} with groups={groups} expects "
+            f"{per_group * groups} input channels, but the input of shape {x.shape} has {c_in}"
+        )
+    if out_channels % groups:
+        raise ValueError(
+            f"conv2d: out_channels of weight shape {w.shape} ({out_channels}) is not divisible "
+            f"by groups={groups}"
+        )
+    if bias is not None:
+        bias = _as_tensor(bias, "bias")
+        if bias.shape != (out_channels,):
+            raise ValueError(
+                f"conv2d: bias must have shape ({out_channels},) for weight of shape {w.shape}, "
+                f"got shape {bias.shape}"
+            )
+    hp, wp = h + pads[0] + pads[1], wd + pads[2] + pads[3]
+    span = tuple(d * (k - 1) + 1 for d, k in zip(dilation, kernel))
+    if hp < span[0] or wp < span[1] or 0 in kernel:
+        raise ValueError(
+            f"conv2d: the padded input is {hp} x {wp} (input shape {x.shape}) but the dilated "
+            f"kernel spans {span[0]} x {span[1]} (weight shape {w.shape}): the kernel must fit"
+        )
+    if x.ndim == 3:  # unbatched: a batch of one
+        y = Conv2d.apply(reshape(x, (1,) + x.shape), w, bias, stride=stride, pads=pads,
+                         dilation=dilation, groups=groups)
+        return reshape(y, y.shape[1:])
+    return Conv2d.apply(x, w, bias, stride=stride, pads=pads, dilation=dilation, groups=groups)
+
+
+# -- the textbook forms (NumPy arrays, no gradient; for lessons and tests) ---------------------
+def _textbook_args(x, w, stride, padding, dilation):
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    pads = _padding(padding, w.shape[2:], stride, dilation)
+    xpad = np.pad(np.asarray(x), ((0, 0), (0, 0), pads[:2], pads[2:]))
+    return xpad, stride, dilation
+
+
+def conv2d_naive(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: Any = 1,
+    padding: Any = 0, dilation: Any = 1, groups: int = 1,
+) -> np.ndarray:
+    """The definition, literally: one dot product of a receptive field with a filter per output
+    value. Loops over (n, o, i, j): use on tiny inputs only."""
+    xpad, (sh, sw), (dh, dw) = _textbook_args(x, w, stride, padding, dilation)
+    n, c, hp, wp = xpad.shape
+    o, cg, kh, kw = w.shape
+    ho, wo = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
+    y = np.zeros((n, o, ho, wo), dtype=np.result_type(x, w))
+    for s in range(n):
+        for oc in range(o):
+            g = oc // (o // groups)  # the group of this output channel
+            for i in range(ho):
+                for j in range(wo):
+                    field = xpad[s, g * cg : (g + 1) * cg,
+                                 i * sh : i * sh + dh * (kh - 1) + 1 : dh,
+                                 j * sw : j * sw + dw * (kw - 1) + 1 : dw]
+                    y[s, oc, i, j] = np.sum(field * w[oc])
+    return y if b is None else y + np.asarray(b).reshape(1, -1, 1, 1)
+
+
+def conv2d_im2col(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: Any = 1,
+    padding: Any = 0, dilation: Any = 1, groups: int = 1,
+) -> np.ndarray:
+    """im2col, spelled out: copy each receptive field into one column of a matrix
+    (N, G, C/G*kh*kw, Ho*Wo), then one matrix product per group does every dot product."""
+    xpad, (sh, sw), (dh, dw) = _textbook_args(x, w, stride, padding, dilation)
+    n, c, hp, wp = xpad.shape
+    o, cg, kh, kw = w.shape
+    ho, wo = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
+    cols = np.empty((n, groups, cg * kh * kw, ho * wo), dtype=xpad.dtype)
+    for i in range(ho):
+        for j in range(wo):
+            field = xpad[:, :, i * sh : i * sh + dh * (kh - 1) + 1 : dh,
+                         j * sw : j * sw + dw * (kw - 1) + 1 : dw]  # (N, C, kh, kw)
+            cols[:, :, :, i * wo + j] = field.reshape(n, groups, cg * kh * kw)
+    y = np.matmul(w.reshape(groups, o // groups, -1), cols).reshape(n, o, ho, wo)
+    return y if b is None else y + np.asarray(b).reshape(1, -1, 1, 1)
