@@ -21,13 +21,13 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-import os
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from typing import Any
 
 import numpy as np
 
 from .. import backend
+from ._blocks import block_rows, for_each_block, tile_rows
 from ..autograd import Function, Tensor, register_op
 
 __all__ = [
@@ -198,8 +198,12 @@ class LayerNorm(Function):
         dx = (1/sigma) * (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat))
         dweight = sum over rows of g * x_hat,   dbias = sum over rows of g
 
-    Only x_hat and 1/sigma are saved. Row sums and row dot products are ``einsum``: several
-    times faster than ``.mean(axis=-1)`` on rows as short as iFormer's 96 channels.
+    Only x_hat and 1/sigma are saved. On NumPy the rows are processed in cache-sized blocks
+    on all cores (:func:`~mini_iformer.ops._blocks.for_each_block`), so the handful of passes
+    each formula needs run in the cache rather than over main memory; row sums and row dot
+    products are ``einsum``, several times faster than ``.mean(axis=-1)`` on rows as short as
+    iFormer's 96 channels. Since g_hat * x_hat = (g * x_hat) * weight, one product serves both
+    dweight and mean(g_hat * x_hat).
     """
 
     name = "layer_norm"
@@ -208,40 +212,70 @@ class LayerNorm(Function):
         xp = _xp()
         need_x, need_w, _ = self.needs_input_grad
         d = math.prod(normalized_shape)
-        x2 = x.reshape(-1, d)
-        x_hat = x2 - (xp.einsum("ij->i", x2) / d)[:, None]  # x - mu  (a new array)
-        var = xp.einsum("ij,ij->i", x_hat, x_hat) / d
-        rstd = 1.0 / xp.sqrt(var + eps)
-        x_hat *= rstd[:, None]
-        y = x_hat * weight.reshape(-1) if weight is not None else x_hat.copy()
-        if bias is not None:
-            y += bias.reshape(-1)
-        self.x_hat = x_hat if need_x or need_w else None
+        x2 = xp.ascontiguousarray(x).reshape(-1, d)
+        n = x2.shape[0]
+        rows = block_rows(d) if backend.array_backend(x2) == "numpy" else n
+        w = weight.reshape(-1) if weight is not None else None
+        w_tile = tile_rows(w, rows, n) if w is not None else None
+        b_tile = tile_rows(bias.reshape(-1), rows, n) if bias is not None else None
+        ones = xp.full(d, 1.0 / d, dtype=x2.dtype)  # row means as BLAS matrix-vector products
+        y = xp.empty_like(x2)
+        x_hat = xp.empty_like(x2) if need_x or need_w else None
+        rstd = xp.empty(n, dtype=x2.dtype)
+
+        def block(s, e):
+            xb, yb = x2[s:e], y[s:e]
+            xh = x_hat[s:e] if x_hat is not None else xp.empty_like(xb)
+            xp.subtract(xb, (xb @ ones)[:, None], out=xh)  # x - mu
+            xp.multiply(xh, xh, out=yb)  # y as scratch for the squares
+            r = 1.0 / xp.sqrt(yb @ ones + eps)
+            rstd[s:e] = r
+            xh *= r[:, None]
+            if w_tile is not None:
+                xp.multiply(xh, w_tile[: e - s], out=yb)
+            else:
+                yb[...] = xh
+            if b_tile is not None:
+                yb += b_tile[: e - s]
+
+        for_each_block(n, d, block, x2)
+        self.x_hat = x_hat
         self.rstd = rstd if need_x else None
-        self.weight = weight.reshape(-1) if need_x and weight is not None else None
+        self.weight = w if need_x else None
         self.shape, self.norm_shape, self.d = x.shape, normalized_shape, d
         return y.reshape(x.shape)
 
     def backward(self, g):
         xp = _xp()
         need_x, need_w, need_b = self.needs_input_grad
-        g2 = g.reshape(-1, self.d)
-        dx = dw = db = None
-        if need_w:
-            dw = xp.einsum("ij,ij->j", g2, self.x_hat).reshape(self.norm_shape)
-        if need_b:
-            db = _column_sums(g2).reshape(self.norm_shape)
-        if need_x:
-            x_hat = self.x_hat
-            g_hat = g2 * self.weight if self.weight is not None else g2
-            mean_g = xp.einsum("ij->i", g_hat) / self.d
-            mean_gx = xp.einsum("ij,ij->i", g_hat, x_hat) / self.d
-            dx = x_hat * mean_gx[:, None]
-            dx += mean_g[:, None]
-            xp.subtract(g_hat, dx, out=dx)  # g_hat - mean(g_hat) - x_hat * mean(g_hat x_hat)
-            dx *= self.rstd[:, None]
-            dx = dx.reshape(self.shape)
-        return dx, dw, db
+        g2 = xp.ascontiguousarray(g).reshape(-1, self.d)
+        n, d, w, x_hat = g2.shape[0], self.d, self.weight, self.x_hat
+        rows = block_rows(d) if backend.array_backend(g2) == "numpy" else n
+        w_tile = tile_rows(w, rows, n) if w is not None and need_x else None
+        col_ones = xp.ones(min(rows, n), dtype=g2.dtype)  # column sums as matrix-vector products
+        mean_w = w / d if w is not None else xp.full(d, 1.0 / d, dtype=g2.dtype)
+        row_mean = xp.full(d, 1.0 / d, dtype=g2.dtype)
+        dx = xp.empty_like(g2) if need_x else None
+
+        def block(s, e):
+            gb, ones = g2[s:e], col_ones[: e - s]
+            p = gb * x_hat[s:e] if (need_w or need_x) else None  # g * x_hat
+            dw_part = ones @ p if need_w else None
+            db_part = ones @ gb if need_b else None
+            if need_x:
+                out = dx[s:e]
+                g_hat = gb * w_tile[: e - s] if w_tile is not None else gb
+                mean_gx = p @ mean_w  # mean(g_hat x_hat) = mean(g x_hat w)
+                xp.multiply(x_hat[s:e], mean_gx[:, None], out=out)
+                out += (g_hat @ row_mean)[:, None]
+                xp.subtract(g_hat, out, out=out)  # g_hat - mean(g_hat) - x_hat mean(g_hat x_hat)
+                out *= self.rstd[s:e, None]
+            return dw_part, db_part
+
+        parts = for_each_block(n, d, block, g2)
+        dw = sum(p[0] for p in parts).reshape(self.norm_shape) if need_w else None
+        db = sum(p[1] for p in parts).reshape(self.norm_shape) if need_b else None
+        return (dx.reshape(self.shape) if need_x else None), dw, db
 
 
 @register_op("layer_norm")
@@ -429,11 +463,16 @@ _TAIL_POLY = (
     -0.06767420592205974, 0.2301244128768065, -0.17558533625537148, 0.20426010144636578,
     0.023604672106030358, 0.10061377334359671, 0.0914776542167307, 0.09317892419217423,
 )
-#: Elements per block in the NumPy GELU: a block and its scratch arrays stay in the cache,
-#: and each block is still long enough to hide the ~1 us cost of one NumPy call.
-_GELU_BLOCK = 1 << 16
-#: Threads for the NumPy GELU (NumPy releases the GIL inside ufuncs, so they run in parallel).
-_GELU_THREADS = min(4, os.cpu_count() or 1)
+_scratch_rows = threading.local()
+
+
+def _scratch(rows: int, n: int) -> np.ndarray:
+    """float32 scratch rows for this thread, reused across blocks (a fresh allocation per block
+    would cost page faults)."""
+    buf = getattr(_scratch_rows, "buf", None)
+    if buf is None or buf.shape[0] < rows or buf.shape[1] < n:
+        buf = _scratch_rows.buf = np.empty((rows, n), np.float32)
+    return buf[:rows, :n]
 
 
 def _gelu_erf_block(x, y, d):
@@ -500,7 +539,7 @@ class GELU(Function):
 
     Forward computes GELU'(x) alongside GELU(x) (it shares every intermediate) and saves only
     that slope, so backward is a single multiplication. On NumPy the work is done in blocks
-    that stay in the cache, shared between two threads (PyTorch uses both cores too); float32
+    that stay in the cache, on all cores (:mod:`mini_iformer.ops._blocks`); float32
     uses the fitted tail described at ``_TAIL_POLY`` instead of scipy's erf. float64 and CuPy
     use ``backend.erf``; CuPy does the whole array at once.
     """
@@ -514,28 +553,17 @@ class GELU(Function):
         d = xp.empty_like(flat) if self.needs_input_grad[0] else None
         on_numpy = backend.array_backend(x) == "numpy"
         fitted = on_numpy and approximate == "none" and x.dtype == np.float32
-        step = _GELU_BLOCK if on_numpy else max(flat.size, 1)
 
-        def run(first: int, last: int) -> None:  # blocks of flat[first:last]
-            scratch = np.empty((3, min(step, last - first)), np.float32) if fitted else None
-            for start in range(first, last, step):
-                b = slice(start, min(start + step, last))
-                db = d[b] if d is not None else None
-                if approximate == "tanh":
-                    _gelu_tanh_block(flat[b], y[b], db)
-                elif fitted:
-                    _gelu_fitted_block(flat[b], y[b], db, scratch)
-                else:
-                    _gelu_erf_block(flat[b], y[b], db)
+        def block(s, e):  # one cache-sized block of flat[s:e]
+            db = d[s:e] if d is not None else None
+            if approximate == "tanh":
+                _gelu_tanh_block(flat[s:e], y[s:e], db)
+            elif fitted:
+                _gelu_fitted_block(flat[s:e], y[s:e], db, _scratch(3, e - s))
+            else:
+                _gelu_erf_block(flat[s:e], y[s:e], db)
 
-        blocks = -(-flat.size // step)
-        threads = min(_GELU_THREADS, blocks) if on_numpy else 1
-        if threads <= 1:
-            run(0, flat.size)
-        else:  # contiguous runs of whole blocks, one per thread
-            cuts = [step * (blocks * i // threads) for i in range(threads)] + [flat.size]
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(run, cuts[:-1], cuts[1:]))
+        for_each_block(flat.size, 1, block, flat)
         self.slope = d.reshape(x.shape) if d is not None else None
         return y.reshape(x.shape)
 
