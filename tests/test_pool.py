@@ -395,9 +395,12 @@ def test_interpolate_refuses_what_pytorch_refuses(shape, size, scale, mode, alig
                   recompute_scale_factor=recompute)
     ours = lambda: interpolate(mi.tensor(x), **kwargs)  # noqa: E731
     theirs = lambda: TF.interpolate(torch.tensor(x), **kwargs)  # noqa: E731
-    if mode == "area" and not _torch_raises(theirs) and 0 in tuple(theirs().shape)[1:]:
-        # adaptive_avg_pool2d returns an empty result for empty channels or a zero output
-        # size; we refuse both, like every other mode.
+    if mode == "area" and not _torch_raises(theirs) and (
+        0 in tuple(theirs().shape)[1:] or 0 in shape[1:]
+    ):
+        # adaptive_avg_pool2d returns an empty result for empty channels, an empty input plane
+        # (when the batch is empty too) or a zero output size; we refuse all of them, like
+        # every other mode.
         with pytest.raises(ValueError, match="^interpolate: "):
             ours()
         return

@@ -231,11 +231,11 @@ def _windows(
         if min(values) < low:
             which = "positive" if low else "non-negative"
             raise ValueError(f"{op}: {name} must be {which}, got {values}")
-    for k, p, d in zip(kernel, pads, dils):
-        if p > ((k - 1) * d + 1) // 2:
+    for k, p in zip(kernel, pads):  # PyTorch compares with the kernel itself, not the dilated one
+        if p > k // 2:
             raise ValueError(
-                f"{op}: padding {pads} must be at most half of the (dilated) kernel_size "
-                f"{kernel}, so that every window holds an input element"
+                f"{op}: padding {pads} must be at most half of kernel_size {kernel}, so that "
+                "every window holds an input element"
             )
     out = tuple(
         _pool_output_size(n, k, s, p, d, ceil_mode)
