@@ -10,7 +10,7 @@ a specification here.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any
 
 import autograd.numpy as anp
 import autograd.scipy.special as asp
@@ -20,17 +20,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 import mini_iformer as mi
-from oracle import Case, draw_array, small_shapes
+from oracle import Case, draw_array, small_shapes, spec_registry
 
-SPECS: dict[str, Callable[[st.DataObject], Case]] = {}
-
-
-def spec(name: str):
-    def decorate(fn):
-        SPECS[name] = fn
-        return fn
-
-    return decorate
+SPECS, spec = spec_registry()
 
 
 # -- elementwise binary ------------------------------------------------------------------------

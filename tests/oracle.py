@@ -45,6 +45,20 @@ class Case:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
+def spec_registry() -> tuple[dict[str, Callable[..., Case]], Callable[[str], Callable]]:
+    """A SPECS dict for one spec module, and the ``@spec(name)`` decorator that fills it."""
+    specs: dict[str, Callable[..., Case]] = {}
+
+    def spec(name: str) -> Callable:
+        def decorate(fn: Callable[..., Case]) -> Callable[..., Case]:
+            specs[name] = fn
+            return fn
+
+        return decorate
+
+    return specs, spec
+
+
 # ---------------------------------------------------------------------------------------------
 # Drawing inputs
 # ---------------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ and the statistics of the random masks are in ``test_nn_ops.py``.
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import autograd.numpy as anp
 import autograd.scipy.special as asp
@@ -22,17 +21,18 @@ from hypothesis import strategies as st
 
 import mini_iformer as mi
 from mini_iformer.ops import nn as F
-from oracle import Case, draw_array, small_shapes
+from oracle import Case, draw_array, small_shapes, spec_registry
 
-SPECS: dict[str, Callable[[st.DataObject], Case]] = {}
+SPECS, spec = spec_registry()
 
 
-def spec(name: str):
-    def decorate(fn):
-        SPECS[name] = fn
-        return fn
-
-    return decorate
+def _unpack(args, has_w, has_b):
+    """(x, weight or None, bias or None) from a case's inputs, which omit absent parameters."""
+    args = list(args)
+    x = args.pop(0)
+    w = args.pop(0) if has_w else None
+    b = args.pop(0) if has_b else None
+    return x, w, b
 
 
 def _seed(data: st.DataObject, label: str = "seed") -> int:
@@ -81,11 +81,7 @@ def _layer_norm(data):
         inputs.append(draw_array(data, norm, label="b"))
 
     def unpack(args):
-        args = list(args)
-        x = args.pop(0)
-        w = args.pop(0) if has_w else None
-        b = args.pop(0) if has_b else None
-        return x, w, b
+        return _unpack(args, has_w, has_b)
 
     def hips(*args):
         x, w, b = unpack(args)
@@ -130,11 +126,7 @@ def _batch_norm(data):
         inputs.append(draw_array(data, (c,), label="b"))
 
     def unpack(args):
-        args = list(args)
-        x = args.pop(0)
-        w = args.pop(0) if has_w else None
-        b = args.pop(0) if has_b else None
-        return x, w, b
+        return _unpack(args, has_w, has_b)
 
     def ours(*args):
         x, w, b = unpack(args)

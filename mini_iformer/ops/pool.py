@@ -171,7 +171,7 @@ class _Windows:
     def pad(self, x: Any, fill: float) -> Any:
         """The buffer holding ``x`` surrounded by ``fill``."""
         n, c, h, w = self.shape
-        (ph, pw), (hp, wp) = self.padding, self.padded
+        ph, pw = self.padding
         buf = _xp().empty(self._plane_size() + self._tail(), dtype=x.dtype)
         planes = self._planes(buf)
         planes[:, :, :ph] = fill
