@@ -453,17 +453,28 @@ def _reduce_to(g: Any, shape: tuple[int, ...], dtype: np.dtype) -> Any:
     return g
 
 
-def _accumulate_leaf(t: Tensor, g: Any) -> None:
+def _accumulate_leaf(t: Tensor, g: Any, shared: set[int]) -> None:
+    """Add ``g`` into ``t.grad``; keep ``g`` itself only when nothing else can hold it.
+
+    ``shared`` holds the ids of arrays handed out elsewhere in this backward pass (the
+    caller's seed, gradients passed on to other functions, gradients already kept by other
+    leaves). A backward may return such an array unchanged (``add`` returns its incoming
+    gradient to both inputs) or a view of one, so those are copied: no two ``.grad`` arrays,
+    and no ``.grad`` and a caller's array, ever share memory. Fresh arrays are kept as they are.
+    """
     if t.grad is None:
-        # A copy: backward functions may hand the same array (or a view) to several inputs.
-        t.grad = Tensor._make(backend.get_xp().array(g, copy=True))
+        if id(g) in shared or getattr(g, "base", None) is not None:
+            g = backend.get_xp().array(g, copy=True)
+        shared.add(id(g))
+        t.grad = Tensor._make(g)
     else:
         t.grad = Tensor._make(t.grad.data + g)
 
 
 def _run_backward(root: Tensor, seed: Any, retain_graph: bool) -> None:
+    shared = {id(seed)}
     if root._ctx is None:  # a leaf: its gradient is the seed itself
-        _accumulate_leaf(root, seed)
+        _accumulate_leaf(root, seed, shared)
         return
     order = _topological_order(root._ctx)
     grads: dict[int, Any] = {id(root._ctx): seed}
@@ -473,7 +484,7 @@ def _run_backward(root: Tensor, seed: Any, retain_graph: bool) -> None:
             if fn.retained is not None:
                 out = fn.retained()
                 if out is not None:
-                    _accumulate_leaf(out, g)
+                    _accumulate_leaf(out, g, shared)
             in_grads = fn.backward(g)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
@@ -482,11 +493,12 @@ def _run_backward(root: Tensor, seed: Any, retain_graph: bool) -> None:
                     continue
                 gi = _reduce_to(gi, t.data.shape, t.data.dtype)
                 if t._ctx is None:
-                    _accumulate_leaf(t, gi)
+                    _accumulate_leaf(t, gi, shared)
                 else:
                     key = id(t._ctx)
                     prev = grads.get(key)
                     grads[key] = gi if prev is None else prev + gi
+                    shared.add(id(grads[key]))
         if not retain_graph:
             fn.release()
 

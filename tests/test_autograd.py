@@ -79,6 +79,29 @@ def test_gradients_of_two_inputs_do_not_share_memory():
     np.testing.assert_allclose(b.grad.numpy(), np.ones(3))
 
 
+@pytest.mark.parametrize("make", [
+    lambda x: x + 1.0,                       # returns its incoming gradient unchanged
+    lambda x: x.reshape(2, 3).reshape(6),    # returns views of it
+    lambda x: x.astype("float64"),
+    lambda x: mi.broadcast_to(x, (6,)),
+    lambda x: x * 2.0,                       # a fresh array
+])
+def test_no_gradient_shares_memory_with_the_callers_array_or_another_leaf(make):
+    x = mi.tensor(np.ones(6), requires_grad=True)
+    y = make(x)
+    seed = np.arange(6.0)
+    y.backward(seed)
+    expected = x.grad.numpy().copy()
+    seed[:] = -100.0  # the caller reuses its buffer
+    np.testing.assert_array_equal(x.grad.numpy(), expected)
+    assert not np.shares_memory(x.grad.data, seed)
+    a = mi.tensor(np.ones(6), requires_grad=True)
+    h = make(a)
+    h.retain_grad()
+    (h + mi.tensor(np.ones(6), requires_grad=True)).sum().backward()
+    assert not np.shares_memory(a.grad.data, h.grad.data)
+
+
 def test_a_tensor_used_twice_gets_both_contributions():
     x = mi.tensor(np.array(3.0), requires_grad=True)
     (x * x + x).backward()  # d/dx (x^2 + x) = 2x + 1
