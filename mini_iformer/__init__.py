@@ -10,7 +10,7 @@ The pieces, from the bottom up:
 
 from . import backend
 from .autograd import (
-    OPS, Function, Tensor, arange, enable_grad, float32, float64, full, is_grad_enabled,
+    OPS, Function, Tensor, arange, as_tensor, enable_grad, float32, float64, full, is_grad_enabled,
     no_grad, ones, ones_like, rand, randn, tensor, zeros, zeros_like,
 )
 from .backend import BackendMismatchError, BackendUnavailableError, get_backend, set_backend
@@ -21,7 +21,7 @@ from . import functional
 __version__ = "0.1.0"
 
 __all__ = [
-    "backend", "functional", "OPS", "Function", "Tensor", "arange", "enable_grad", "float32",
+    "backend", "functional", "OPS", "Function", "Tensor", "arange", "as_tensor", "enable_grad", "float32",
     "float64", "full", "is_grad_enabled", "no_grad", "ones", "ones_like", "rand", "randn",
     "tensor", "zeros", "zeros_like", "BackendMismatchError", "BackendUnavailableError",
     "get_backend", "set_backend", *_ops_all,

@@ -42,6 +42,7 @@ from . import backend
 __all__ = [
     "Tensor",
     "Function",
+    "as_tensor",
     "OPS",
     "register_op",
     "no_grad",
@@ -506,6 +507,11 @@ def _run_backward(root: Tensor, seed: Any, retain_graph: bool) -> None:
 # ---------------------------------------------------------------------------------------------
 # Factories
 # ---------------------------------------------------------------------------------------------
+def as_tensor(data: Any) -> Tensor:
+    """``data`` itself if it is a Tensor, else a new leaf tensor made from it (no gradient)."""
+    return data if isinstance(data, Tensor) else Tensor(data)
+
+
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
     """A new leaf tensor on the current backend (see :class:`Tensor` for the dtype rules)."""
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend
-from ..autograd import Function, Tensor, register_op
+from ..autograd import Function, Tensor, as_tensor, register_op
 from .shape import reshape
 
 __all__ = ["conv2d"]
@@ -380,8 +380,8 @@ class Conv2d(Function):
         return dx, dw, db
 
 
-def _as_tensor(x: Any, name: str) -> Tensor:
-    t = x if isinstance(x, Tensor) else Tensor(x)
+def _float_tensor(x: Any, name: str) -> Tensor:
+    t = as_tensor(x)
     if t.dtype.kind != "f":
         raise TypeError(f"conv2d: {name} must be floating point, got dtype {t.dtype}")
     return t
@@ -400,7 +400,7 @@ def conv2d(
     "valid" (none) or "same" (stride 1 only). groups splits the channels into independent
     convolutions; groups == in_channels == out_channels is a depthwise convolution.
     """
-    x, w = _as_tensor(input, "input"), _as_tensor(weight, "weight")
+    x, w = _float_tensor(input, "input"), _float_tensor(weight, "weight")
     if x.ndim not in (3, 4):
         raise ValueError(
             f"conv2d: input must be 3-D (C, H, W) or 4-D (N, C, H, W), got shape {x.shape}"
@@ -438,7 +438,7 @@ def conv2d(
             f"by groups={groups}"
         )
     if bias is not None:
-        bias = _as_tensor(bias, "bias")
+        bias = _float_tensor(bias, "bias")
         if bias.shape != (out_channels,):
             raise ValueError(
                 f"conv2d: bias must have shape ({out_channels},) for weight of shape {w.shape}, "

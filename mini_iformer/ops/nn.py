@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import backend
 from ._blocks import block_rows, for_each_block, tile_rows
-from ..autograd import Function, Tensor, register_op
+from ..autograd import Function, Tensor, as_tensor, register_op
 
 __all__ = [
     "linear", "layer_norm", "batch_norm", "gelu", "scaled_dot_product_attention", "dropout",
@@ -744,9 +744,6 @@ class DropPath(Dropout):
     name = "drop_path"
 
 
-def _as_tensor(x: Any) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
-
 
 @register_op("dropout")
 def dropout(
@@ -762,7 +759,7 @@ def dropout(
     x_shape = _shape(input, "input", "dropout")
     p = _check_probability(p, "dropout probability p", "dropout")
     if not training or p == 0.0:
-        return _as_tensor(input)
+        return as_tensor(input)
     return Dropout.apply(input, _keep_mask(x_shape, p, input.dtype, generator, "dropout"))
 
 
@@ -780,7 +777,7 @@ def drop_path(
     x_shape = _shape(input, "input", "drop_path")
     p = _check_probability(p, "drop_path probability p", "drop_path")
     if not training or p == 0.0:
-        return _as_tensor(input)
+        return as_tensor(input)
     if len(x_shape) == 0:
         raise ValueError("drop_path: input needs a batch axis, got a 0-d tensor")
     mask_shape = (x_shape[0],) + (1,) * (len(x_shape) - 1)

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend
-from ..autograd import Function, Tensor, register_op
+from ..autograd import Function, Tensor, as_tensor, register_op
 from .shape import squeeze, unsqueeze
 
 __all__ = ["max_pool2d", "avg_pool2d", "interpolate"]
@@ -51,9 +51,6 @@ Pair = tuple[int, int]
 def _xp() -> Any:
     return backend.get_xp()
 
-
-def _as_tensor(x: Any) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,7 +311,7 @@ def max_pool2d(
     The gradient goes to one maximum per window, the first in row-major order.
     (PyTorch's ``return_indices`` is not offered.)
     """
-    x = _as_tensor(input)
+    x = as_tensor(input)
     _check_pool_input(x, "max_pool2d")
     if x.dtype.kind not in "fiu":
         raise TypeError(f"max_pool2d: expected a numeric input, got dtype {x.dtype}")
@@ -420,7 +417,7 @@ def avg_pool2d(
     ``padding`` are an int or a (rows, cols) pair; padding is at most half the kernel.
     """
     op = "avg_pool2d"
-    x = _as_tensor(input)
+    x = as_tensor(input)
     _check_pool_input(x, op)
     if x.dtype.kind != "f":
         raise TypeError(f"{op}: expected a floating-point input, got dtype {x.dtype}")
@@ -626,7 +623,7 @@ def interpolate(
     then (like with ``size``) ratio = n_in / n_out. (PyTorch's ``antialias`` is not offered.)
     """
     op = "interpolate"
-    x = _as_tensor(input)
+    x = as_tensor(input)
     if mode not in MODES:
         raise ValueError(
             f"{op}: unsupported mode {mode!r} for a 4-D input; choose one of {', '.join(MODES)}"

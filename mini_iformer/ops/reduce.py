@@ -11,7 +11,7 @@ import builtins
 from typing import Any
 
 from .. import backend
-from ..autograd import Function, Tensor, register_op
+from ..autograd import Function, Tensor, as_tensor, register_op
 from ._axes import normalize_axes, normalize_axis
 from ._blocks import for_each_block
 
@@ -101,7 +101,7 @@ class Var(Function):
 
 
 def _reduce(cls: type[Function], x: Any, axis: Any, keepdims: bool, **extra: Any) -> Tensor:
-    x = x if isinstance(x, Tensor) else Tensor(x)
+    x = as_tensor(x)
     axes = normalize_axes(axis, x.ndim, cls.name, x.shape)
     return cls.apply(x, axes=axes, keepdims=bool(keepdims), **extra)
 
@@ -205,7 +205,7 @@ class LogSoftmax(Function):
 
 
 def _along(cls: type[Function], x: Any, axis: int) -> Tensor:
-    x = x if isinstance(x, Tensor) else Tensor(x)
+    x = as_tensor(x)
     return cls.apply(x, axis=normalize_axis(axis, x.ndim, cls.name, x.shape))
 
 

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import backend
-from ..autograd import Function, Tensor, as_tensor_list, register_op
+from ..autograd import Function, Tensor, as_tensor, as_tensor_list, register_op
 from ._axes import normalize_axis
 
 __all__ = [
@@ -25,9 +25,6 @@ __all__ = [
     "flatten", "concatenate", "stack", "split", "chunk", "getitem", "pad",
 ]
 
-
-def _as_tensor(x: Any) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
 
 
 def _shape_args(shape: tuple[Any, ...]) -> tuple[int, ...]:
@@ -57,13 +54,13 @@ class Reshape(Function):
 def reshape(x: Any, *shape: Any) -> Tensor:
     """Same elements in a new shape; one entry may be -1 (inferred). ``reshape(x, 2, 3)`` or
     ``reshape(x, (2, 3))``."""
-    return Reshape.apply(_as_tensor(x), shape=_shape_args(shape))
+    return Reshape.apply(as_tensor(x), shape=_shape_args(shape))
 
 
 @register_op("flatten")
 def flatten(x: Any, start_axis: int = 0, end_axis: int = -1) -> Tensor:
     """Merge axes ``start_axis..end_axis`` (inclusive) into one, like ``torch.flatten``."""
-    x = _as_tensor(x)
+    x = as_tensor(x)
     if x.ndim == 0:
         return reshape(x, 1)
     s = normalize_axis(start_axis, x.ndim, "flatten", x.shape)
@@ -78,7 +75,7 @@ def flatten(x: Any, start_axis: int = 0, end_axis: int = -1) -> Tensor:
 def squeeze(x: Any, axis: Any = None) -> Tensor:
     """Remove size-1 axes (all of them, or those in ``axis``; other sizes are left alone, as in
     PyTorch)."""
-    x = _as_tensor(x)
+    x = as_tensor(x)
     if axis is None:
         drop = {i for i, n in enumerate(x.shape) if n == 1}
     else:
@@ -91,7 +88,7 @@ def squeeze(x: Any, axis: Any = None) -> Tensor:
 @register_op("unsqueeze")
 def unsqueeze(x: Any, axis: int) -> Tensor:
     """Insert a size-1 axis at position ``axis`` (``-1`` appends), like ``torch.unsqueeze``."""
-    x = _as_tensor(x)
+    x = as_tensor(x)
     a = normalize_axis(axis, x.ndim + 1, "unsqueeze", x.shape)
     return reshape(x, x.shape[:a] + (1,) + x.shape[a:])
 
@@ -113,7 +110,7 @@ class Permute(Function):
 @register_op("permute")
 def permute(x: Any, *axes: Any) -> Tensor:
     """Reorder the axes: output axis i is input axis ``axes[i]`` (``torch.permute``)."""
-    x = _as_tensor(x)
+    x = as_tensor(x)
     axes = _shape_args(axes)
     if len(axes) != x.ndim:
         raise ValueError(
@@ -129,7 +126,7 @@ def permute(x: Any, *axes: Any) -> Tensor:
 @register_op("transpose")
 def transpose(x: Any, axis0: int, axis1: int) -> Tensor:
     """Swap two axes (``torch.transpose``); ``x.T`` reverses all axes."""
-    x = _as_tensor(x)
+    x = as_tensor(x)
     a = normalize_axis(axis0, x.ndim, "transpose", x.shape)
     b = normalize_axis(axis1, x.ndim, "transpose", x.shape)
     axes = list(range(x.ndim))
@@ -161,7 +158,7 @@ def _check_broadcastable(src: tuple[int, ...], dst: tuple[int, ...], op: str) ->
 @register_op("broadcast_to")
 def broadcast_to(x: Any, *shape: Any) -> Tensor:
     """Repeat size-1 (and missing leading) axes to reach ``shape`` without copying."""
-    x = _as_tensor(x)
+    x = as_tensor(x)
     shape = _shape_args(shape)
     _check_broadcastable(x.shape, shape, "broadcast_to")
     return BroadcastTo.apply(x, shape=shape)
@@ -170,7 +167,7 @@ def broadcast_to(x: Any, *shape: Any) -> Tensor:
 @register_op("expand")
 def expand(x: Any, *sizes: Any) -> Tensor:
     """``torch.Tensor.expand``: like broadcast_to, where -1 keeps that axis's size."""
-    x = _as_tensor(x)
+    x = as_tensor(x)
     sizes = _shape_args(sizes)
     lead = len(sizes) - x.ndim
     if lead < 0:
@@ -234,7 +231,7 @@ def _check_join(xs: list[Tensor], op: str, axis: int, same_axis_too: bool) -> No
 @register_op("concatenate")
 def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis (``torch.cat``)."""
-    xs = [_as_tensor(t) for t in as_tensor_list(tensors, "concatenate")]
+    xs = [as_tensor(t) for t in as_tensor_list(tensors, "concatenate")]
     if xs[0].ndim == 0:
         raise ValueError("concatenate: zero-dimensional tensors cannot be concatenated")
     a = _join_axis(xs, axis, xs[0].ndim, "concatenate")
@@ -245,7 +242,7 @@ def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
 @register_op("stack")
 def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join same-shape tensors along a new axis."""
-    xs = [_as_tensor(t) for t in as_tensor_list(tensors, "stack")]
+    xs = [as_tensor(t) for t in as_tensor_list(tensors, "stack")]
     a = _join_axis(xs, axis, xs[0].ndim + 1, "stack")
     _check_join(xs, "stack", a, same_axis_too=True)
     return Stack.apply(*xs, axis=a)
@@ -264,7 +261,7 @@ def _slices_along(x: Tensor, axis: int, sizes: list[int]) -> list[Tensor]:
 def split(x: Any, split_size_or_sections: Any, axis: int = 0) -> list[Tensor]:
     """``torch.split``: pieces of ``split_size`` along ``axis`` (the last may be smaller), or
     pieces of the listed sizes (which must add up to the axis length)."""
-    x = _as_tensor(x)
+    x = as_tensor(x)
     a = normalize_axis(axis, x.ndim, "split", x.shape)
     n = x.shape[a]
     if isinstance(split_size_or_sections, (list, tuple)):
@@ -286,7 +283,7 @@ def split(x: Any, split_size_or_sections: Any, axis: int = 0) -> list[Tensor]:
 @register_op("chunk")
 def chunk(x: Any, chunks: int, axis: int = 0) -> list[Tensor]:
     """``torch.chunk``: up to ``chunks`` pieces of size ceil(n / chunks) along ``axis``."""
-    x = _as_tensor(x)
+    x = as_tensor(x)
     chunks = operator.index(chunks)
     if chunks <= 0:
         raise ValueError(f"chunk: the number of chunks must be positive, got {chunks}")
@@ -333,7 +330,7 @@ class GetItem(Function):
 def getitem(x: Any, index: Any) -> Tensor:
     """``x[index]`` with NumPy semantics: basic slicing and integer/boolean array indexing."""
     index = tuple(_index_part(i) for i in index) if isinstance(index, tuple) else _index_part(index)
-    return GetItem.apply(_as_tensor(x), index=index)
+    return GetItem.apply(as_tensor(x), index=index)
 
 
 # -- padding -----------------------------------------------------------------------------------
@@ -373,7 +370,7 @@ def pad(x: Any, pad: Sequence[int], value: float = 0.0) -> Tensor:
     """Constant padding with PyTorch's argument: ``pad`` lists (before, after) pairs starting
     from the *last* axis, e.g. ``(1, 1, 2, 2)`` pads the last axis by 1 and the one before by 2.
     """
-    x = _as_tensor(x)
+    x = as_tensor(x)
     widths_flat = [operator.index(p) for p in pad]
     if len(widths_flat) % 2 or len(widths_flat) // 2 > x.ndim:
         raise ValueError(
