@@ -42,9 +42,10 @@ THREADS = _threads()
 _pool: ThreadPoolExecutor | None = None
 
 
-def block_rows(row_size: int) -> int:
-    """How many rows of ``row_size`` elements one block holds."""
-    return max(1, BLOCK_ELEMENTS // max(row_size, 1))
+def block_rows(row_size: int, elements: int = 0) -> int:
+    """How many rows of ``row_size`` elements one block of ``elements`` (default
+    :data:`BLOCK_ELEMENTS`) holds."""
+    return max(1, (elements or BLOCK_ELEMENTS) // max(row_size, 1))
 
 
 def tile_rows(v: Any, n_rows: int, n_total: int) -> Any:
@@ -60,8 +61,11 @@ def tile_rows(v: Any, n_rows: int, n_total: int) -> Any:
     return xp.ascontiguousarray(xp.broadcast_to(v, shape))
 
 
-def for_each_block(n_rows: int, row_size: int, fn: Callable[[int, int], Any], like: Any) -> list[Any]:
-    """Call ``fn(start, stop)`` over consecutive row ranges that together cover ``n_rows``.
+def for_each_block(
+    n_rows: int, row_size: int, fn: Callable[[int, int], Any], like: Any, elements: int = 0
+) -> list[Any]:
+    """Call ``fn(start, stop)`` over consecutive row ranges that together cover ``n_rows``,
+    each of about ``elements`` elements (default :data:`BLOCK_ELEMENTS`).
 
     ``like`` is any array of the computation; on CuPy, ``fn`` is called once for all rows.
     Blocks are dealt to the threads in contiguous runs. ``fn`` must only write to its own rows;
@@ -70,7 +74,7 @@ def for_each_block(n_rows: int, row_size: int, fn: Callable[[int, int], Any], li
     global _pool
     if backend.array_backend(like) != "numpy" or n_rows == 0:
         return [fn(0, n_rows)]
-    rows = block_rows(row_size)
+    rows = block_rows(row_size, elements)
     bounds = [(s, min(s + rows, n_rows)) for s in range(0, n_rows, rows)]
     workers = min(THREADS, len(bounds))
     if workers <= 1:
