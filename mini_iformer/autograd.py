@@ -454,6 +454,13 @@ def _reduce_to(g: Any, shape: tuple[int, ...], dtype: np.dtype) -> Any:
     return g
 
 
+def _memory_owner(a: Any) -> Any:
+    """The array that owns the memory ``a`` looks at (``a`` itself unless it is a view)."""
+    while getattr(a, "base", None) is not None and backend.is_array(a.base):
+        a = a.base
+    return a
+
+
 def _accumulate_leaf(t: Tensor, g: Any, shared: set[int]) -> None:
     """Add ``g`` into ``t.grad``; keep ``g`` itself only when nothing else can hold it.
 
@@ -461,19 +468,23 @@ def _accumulate_leaf(t: Tensor, g: Any, shared: set[int]) -> None:
     caller's seed, gradients passed on to other functions, gradients already kept by other
     leaves). A backward may return such an array unchanged (``add`` returns its incoming
     gradient to both inputs) or a view of one, so those are copied: no two ``.grad`` arrays,
-    and no ``.grad`` and a caller's array, ever share memory. Fresh arrays are kept as they are.
+    and no ``.grad`` and a caller's array, ever share memory. Fresh arrays, and views of fresh
+    arrays (a backward that reshapes its result), are kept as they are.
     """
     if t.grad is None:
-        if id(g) in shared or getattr(g, "base", None) is not None:
+        owner = _memory_owner(g)
+        if id(g) in shared or id(owner) in shared:
             g = backend.get_xp().array(g, copy=True)
+            owner = g
         shared.add(id(g))
+        shared.add(id(owner))
         t.grad = Tensor._make(g)
     else:
         t.grad = Tensor._make(t.grad.data + g)
 
 
 def _run_backward(root: Tensor, seed: Any, retain_graph: bool) -> None:
-    shared = {id(seed)}
+    shared = {id(seed), id(_memory_owner(seed))}
     if root._ctx is None:  # a leaf: its gradient is the seed itself
         _accumulate_leaf(root, seed, shared)
         return
@@ -499,7 +510,7 @@ def _run_backward(root: Tensor, seed: Any, retain_graph: bool) -> None:
                     key = id(t._ctx)
                     prev = grads.get(key)
                     grads[key] = gi if prev is None else prev + gi
-                    shared.add(id(grads[key]))
+                    shared.update((id(grads[key]), id(_memory_owner(grads[key]))))
         if not retain_graph:
             fn.release()
 
