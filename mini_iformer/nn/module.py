@@ -85,10 +85,12 @@ class Module:
             )
         params, modules, buffers = self._parameters, self._modules, self._buffers
         if isinstance(value, (Parameter, Module)):
+            target = params if isinstance(value, Parameter) else modules
             for store in (params, modules, buffers, self.__dict__):
-                store.pop(name, None)
+                if store is not target:  # a replaced entry keeps its place, as in PyTorch
+                    store.pop(name, None)
             self._non_persistent.discard(name)
-            (params if isinstance(value, Parameter) else modules)[name] = value
+            target[name] = value
         elif name in buffers:
             buffers[name] = None if value is None else _buffer_tensor(value)
         elif name in params or name in modules:
@@ -163,13 +165,16 @@ class Module:
         return HookHandle(self._forward_hooks, key)
 
     # -- traversal ----------------------------------------------------------------------------
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        """This module and all below it, each once, with dotted names ("" for this one)."""
+    def named_modules(self, prefix: str = "",
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, Module]]:
+        """This module and all below it, pre-order, with dotted names ("" for this one); a
+        module reachable under several names is given once, under its first, unless
+        ``remove_duplicate=False``."""
         seen: set[int] = set()
         stack = [(prefix, self)]
         while stack:
             name, module = stack.pop()
-            if id(module) in seen:
+            if remove_duplicate and id(module) in seen:
                 continue
             seen.add(id(module))
             yield name, module
@@ -255,6 +260,8 @@ class Module:
             for t in (*m._parameters.values(), *m._buffers.values()):
                 if t is not None and t.dtype.kind == "f":
                     t.data = t.data.astype(dtype)
+                    if t.grad is not None:  # a gradient has its tensor's dtype
+                        t.grad = Tensor._make(t.grad.data.astype(dtype))
         return self
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
@@ -264,8 +271,9 @@ class Module:
 
     # -- state --------------------------------------------------------------------------------
     def _state_entries(self) -> Iterator[tuple[str, Module, str, Tensor]]:
-        """(key, owner, attribute, tensor) for every entry of the state dict, in order."""
-        for prefix, module in self.named_modules():
+        """(key, owner, attribute, tensor) for every entry of the state dict, in order. A shared
+        child is listed under each of its names, as PyTorch saves it."""
+        for prefix, module in self.named_modules(remove_duplicate=False):
             dot = f"{prefix}." if prefix else ""
             for name, p in module._parameters.items():
                 if p is not None:
@@ -284,8 +292,8 @@ class Module:
         :func:`mini_iformer.checkpoint.load`) into this module's parameters and buffers.
 
         Every problem is found before anything is changed: missing keys, unexpected keys (both
-        only with ``strict``) and shape mismatches are reported together in one ``KeyError`` /
-        ``ValueError`` naming each key, and the module is left exactly as it was. Values are
+        only with ``strict``), shape mismatches and non-numeric values are reported together in
+        one ``ValueError`` naming each key, and the module is left exactly as it was. Values are
         converted to each parameter's dtype and backend.
         """
         if not isinstance(state_dict, Mapping):
