@@ -6,6 +6,9 @@ The pieces, from the bottom up:
 * :mod:`mini_iformer.autograd` - ``Tensor`` and the reverse-mode engine.
 * :mod:`mini_iformer.ops` - the core differentiable operations.
 * :mod:`mini_iformer.functional` - the functional API with PyTorch's names.
+* :mod:`mini_iformer.nn` - ``Module`` and the layers.
+* :mod:`mini_iformer.models` - iFormer and its named configurations (``create_model``).
+* :mod:`mini_iformer.checkpoint` - our ``.npz`` files and the authors' PyTorch ``.pth`` files.
 """
 
 from . import backend
@@ -16,7 +19,11 @@ from .autograd import (
 from .backend import BackendMismatchError, BackendUnavailableError, get_backend, set_backend
 from .ops import *  # noqa: F401,F403 - the core operations, mi.exp(x) etc.
 from .ops import __all__ as _ops_all
-from . import functional
+from . import functional, nn, random
+from . import checkpoint
+from .models import create_model, list_models
+from .random import manual_seed
+from .summary import summary
 
 __version__ = "0.1.0"
 
@@ -24,5 +31,6 @@ __all__ = [
     "backend", "functional", "OPS", "Function", "Tensor", "arange", "as_tensor", "enable_grad", "float32",
     "float64", "full", "is_grad_enabled", "no_grad", "ones", "ones_like", "rand", "randn",
     "tensor", "zeros", "zeros_like", "BackendMismatchError", "BackendUnavailableError",
-    "get_backend", "set_backend", *_ops_all,
+    "get_backend", "set_backend", "nn", "random", "checkpoint", "create_model", "list_models",
+    "manual_seed", "summary", *_ops_all,
 ]
