@@ -1,0 +1,216 @@
+"""ImageNet-1k: the class names and the evaluation preprocessing.
+
+* :func:`class_names` and :func:`wordnet_ids` read ``imagenet_classes.tsv`` (shipped with the
+  package): one row per class, in class-index order, with the WordNet id of the synset and its
+  first lemma as the human-readable name.
+* :func:`eval_transform` turns one image into the network's input the way the iFormer authors
+  evaluate on ImageNet: resize the short side to ``int(size / crop_pct)`` (248 for 224) with
+  bicubic interpolation, crop the centre ``size x size``, scale to [0, 1] and normalise with the
+  ImageNet mean and standard deviation.
+
+Example::
+
+    from mini_iformer.imagenet import class_names, load_images
+    batch = load_images(["cat.jpg", "dog.png"])    # (2, 3, 224, 224) float32
+    class_names()[207]                             # 'golden retriever'
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from importlib import resources
+from typing import Iterable, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "NUM_CLASSES",
+    "class_names",
+    "wordnet_ids",
+    "eval_transform",
+    "load_images",
+]
+
+#: Per-channel (R, G, B) mean of the ImageNet training images, on the [0, 1] scale.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+#: Per-channel (R, G, B) standard deviation of the ImageNet training images, on the [0, 1] scale.
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: The number of ImageNet-1k classes.
+NUM_CLASSES = 1000
+
+_TABLE_FILE = "imagenet_classes.tsv"
+_WNID = re.compile(r"n\d{8}")
+# Pillow modes holding 16 bits per sample; Pillow's own RGB conversion clips them at 255.
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+
+ImageLike = Union[Image.Image, str, "os.PathLike[str]"]
+
+
+# --- the class table ---------------------------------------------------------------------------
+
+
+def parse_class_table(text: str, source: str = _TABLE_FILE) -> tuple[list[str], list[str]]:
+    """Parse the text of the class table into ``(wordnet_ids, names)``, both in index order.
+
+    Lines starting with ``#`` and blank lines are skipped. Raises ``ValueError`` naming
+    ``source`` and the line number when a row is malformed, when the indices are not
+    0, 1, ..., 999 in order, or when a WordNet id repeats.
+    """
+    wnids: list[str] = []
+    names: list[str] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        where = f"{source}, line {lineno}"
+        if len(fields) != 3:
+            raise ValueError(f"{where}: expected 3 tab-separated fields, got {len(fields)}")
+        index, wnid, name = (field.strip() for field in fields)
+        if index != str(len(names)):
+            raise ValueError(f"{where}: expected class index {len(names)}, got {index!r}")
+        if not _WNID.fullmatch(wnid):
+            raise ValueError(f"{where}: {wnid!r} is not a WordNet id (n followed by 8 digits)")
+        if not name:
+            raise ValueError(f"{where}: empty class name")
+        wnids.append(wnid)
+        names.append(name)
+    if len(names) != NUM_CLASSES:
+        raise ValueError(f"{source}: expected {NUM_CLASSES} classes, found {len(names)}")
+    if len(set(wnids)) != len(wnids):
+        raise ValueError(f"{source}: a WordNet id appears more than once")
+    return wnids, names
+
+
+@functools.lru_cache(maxsize=1)
+def _class_table() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The packaged class table, read and checked once."""
+    try:
+        text = resources.files(__package__).joinpath(_TABLE_FILE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(
+            f"cannot read the ImageNet class table {_TABLE_FILE!r} from the mini_iformer "
+            f"package ({exc}); reinstall mini-iformer"
+        ) from None
+    try:
+        wnids, names = parse_class_table(text)
+    except ValueError as exc:
+        raise ValueError(f"the ImageNet class table is damaged: {exc}; reinstall mini-iformer") from None
+    return tuple(wnids), tuple(names)
+
+
+def class_names() -> list[str]:
+    """The 1000 ImageNet-1k class names in class-index order (first WordNet lemma of each)."""
+    return list(_class_table()[1])
+
+
+def wordnet_ids() -> list[str]:
+    """The 1000 ImageNet-1k WordNet ids (``n########``) in class-index order."""
+    return list(_class_table()[0])
+
+
+# --- images ----------------------------------------------------------------------------------
+
+
+def open_image(path: str | os.PathLike[str]) -> Image.Image:
+    """Open and decode the image at ``path``, upright as a viewer shows it (EXIF orientation).
+
+    Raises ``ValueError`` naming the path when it is missing or not a readable image.
+    """
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return ImageOps.exif_transpose(image)
+    except FileNotFoundError:
+        raise ValueError(f"no such image file: {os.fspath(path)!r}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        # Pillow raises SyntaxError for some malformed headers.
+        raise ValueError(f"cannot read image {os.fspath(path)!r}: {exc}") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """``image`` as 8-bit RGB, whatever its mode (alpha is dropped, 16-bit is scaled to 8)."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in _SIXTEEN_BIT_MODES:
+        eight_bit = np.rint(np.asarray(image, dtype=np.float64) / 257.0).astype(np.uint8)
+        return Image.fromarray(eight_bit).convert("RGB")
+    if image.mode in ("P", "PA"):
+        # Through RGBA, so that palette transparency is handled without a warning.
+        image = image.convert("RGBA")
+    try:
+        return image.convert("RGB")
+    except ValueError as exc:
+        raise ValueError(f"cannot convert an image of mode {image.mode!r} to RGB: {exc}") from None
+
+
+def resize_short_side(image: Image.Image, short: int) -> Image.Image:
+    """Resize with bicubic interpolation so the shorter side is ``short``, keeping the aspect.
+
+    The long side is ``int(short * long / short_before)``, as torchvision's ``Resize(int)``.
+    """
+    width, height = image.size
+    if width <= height:
+        new_size = (short, int(short * height / width))
+    else:
+        new_size = (int(short * width / height), short)
+    if new_size == image.size:
+        return image
+    return image.resize(new_size, Image.Resampling.BICUBIC)
+
+
+def center_crop(image: Image.Image, size: int) -> Image.Image:
+    """The centre ``size x size`` of ``image``, offsets rounded as torchvision rounds them."""
+    width, height = image.size
+    if width < size or height < size:
+        raise ValueError(f"cannot crop {size}x{size} from a {width}x{height} image")
+    top = int(round((height - size) / 2.0))
+    left = int(round((width - size) / 2.0))
+    return image.crop((left, top, left + size, top + size))
+
+
+def normalize(image: Image.Image) -> np.ndarray:
+    """An RGB image as a float32 (3, H, W) array, scaled to [0, 1] and ImageNet-normalised."""
+    pixels = np.asarray(image, dtype=np.float32) / np.float32(255.0)
+    mean = np.asarray(IMAGENET_MEAN, dtype=np.float32)
+    std = np.asarray(IMAGENET_STD, dtype=np.float32)
+    return np.ascontiguousarray(((pixels - mean) / std).transpose(2, 0, 1))
+
+
+def _check_geometry(size: int, crop_pct: float) -> int:
+    """Validate ``size`` and ``crop_pct``; return the short side to resize to."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"size must be a positive integer, got {size!r}")
+    if not 0.0 < crop_pct <= 1.0:
+        raise ValueError(f"crop_pct must be in (0, 1], got {crop_pct!r}")
+    return int(size / crop_pct)
+
+
+def eval_transform(image: ImageLike, size: int = 224, crop_pct: float = 0.9) -> np.ndarray:
+    """One image as the network's (3, size, size) float32 input, as in ImageNet evaluation.
+
+    ``image`` is a PIL image or a path. Any mode is converted to RGB first; the short side is
+    resized (bicubic) to ``int(size / crop_pct)``, the centre ``size x size`` is cropped, and
+    the pixels are scaled to [0, 1] and normalised with :data:`IMAGENET_MEAN` and
+    :data:`IMAGENET_STD`. A path that is missing or not an image raises ``ValueError``.
+    """
+    short = _check_geometry(size, crop_pct)
+    if not isinstance(image, Image.Image):
+        image = open_image(image)
+    image = to_rgb(image)
+    return normalize(center_crop(resize_short_side(image, short), int(size)))
+
+
+def load_images(
+    paths: Iterable[str | os.PathLike[str]], size: int = 224, crop_pct: float = 0.9
+) -> np.ndarray:
+    """The images at ``paths`` through :func:`eval_transform`, stacked to (N, 3, size, size)."""
+    arrays = [eval_transform(path, size, crop_pct) for path in paths]
+    if not arrays:
+        _check_geometry(size, crop_pct)
+        return np.zeros((0, 3, size, size), dtype=np.float32)
+    return np.stack(arrays)
