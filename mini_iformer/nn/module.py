@@ -355,46 +355,39 @@ def _buffer_tensor(value: Any) -> Tensor:
     return Tensor(value) if not backend.is_array(value) else Tensor._make(backend.asarray(value))
 
 
-class Sequential(Module):
+class _Children(Module):
+    """Children numbered "0", "1", ...: ``len``, indexing and iteration over them."""
+
+    def __init__(self, modules: Any = ()) -> None:
+        super().__init__()
+        for m in modules:
+            self.add_module(str(len(self._modules)), m)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __getitem__(self, i: int) -> Module:
+        return list(self._modules.values())[i]
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+
+class Sequential(_Children):
     """Children called one after another; ``Sequential(a, b)`` names them "0", "1"."""
 
     def __init__(self, *modules: Module) -> None:
-        super().__init__()
-        for i, m in enumerate(modules):
-            self.add_module(str(i), m)
+        super().__init__(modules)
 
     def forward(self, x: Any) -> Any:
         for m in self._modules.values():
             x = m(x)
         return x
 
-    def __len__(self) -> int:
-        return len(self._modules)
 
-    def __getitem__(self, i: int) -> Module:
-        return list(self._modules.values())[i]
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
-
-class ModuleList(Module):
+class ModuleList(_Children):
     """A list of children, registered under "0", "1", ... (no ``forward`` of its own)."""
-
-    def __init__(self, modules: Any = ()) -> None:
-        super().__init__()
-        for m in modules:
-            self.append(m)
 
     def append(self, module: Module) -> ModuleList:
         self.add_module(str(len(self._modules)), module)
         return self
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __getitem__(self, i: int) -> Module:
-        return list(self._modules.values())[i]
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
