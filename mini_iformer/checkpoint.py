@@ -26,10 +26,12 @@ GLOBAL and REDUCE instructions mean "import this name" and "call it with these a
 ``pickle.load`` obeys any name: ``os.system``, ``builtins.eval``. Loading a stranger's
 ``.pth`` with plain pickle therefore runs whatever code they put in it. Here
 :meth:`_TensorUnpickler.find_class`, the only path from a file to a Python object, looks the
-name up in a table of the few that a tensor state dict uses, each mapped to a NumPy
-implementation in this module; nothing is ever imported by name. Any other name is refused
-before anything is created, so nothing from the file runs. (The instructions are also read
-once without running them, so the refusal comes before any object is built at all.)
+name up in a table of the few that a tensor state dict uses (plus ``argparse.Namespace``, kept
+as an inert bag of values, because training scripts save their arguments next to the
+weights), each mapped to a NumPy implementation in this module; nothing is ever imported by
+name. Any other name is refused before it can be called, so nothing from the file runs. (The
+instructions are also read once without running them, so a name written out in a GLOBAL
+instruction, as ``torch.save`` writes them, is refused before any object is built at all.)
 """
 
 from __future__ import annotations
@@ -382,7 +384,8 @@ def load(path: PathLike) -> dict[str, np.ndarray]:
     """Read a state dict from ``path``: our ``.npz``, or a ``torch.save`` zip file.
 
     Returns ``{name: array}`` in the file's order. A PyTorch file may wrap the state dict
-    under ``'state_dict'`` or ``'model'`` (the other entries are ignored); a ``module.``
+    under ``'state_dict'`` or ``'model'`` (the other entries, read by the same restricted
+unpickler, are then dropped); a ``module.``
     prefix on every key (DataParallel) is removed. bfloat16 becomes float32; other dtypes are
     kept. Raises :class:`CheckpointError` naming the file and the reason for anything else.
     """
