@@ -1,0 +1,23 @@
+"""Training: optimisers (SGD, AdamW), parameter groups, gradient clipping and the learning-rate
+schedule.
+
+Typical use, as in the iFormer authors' recipe::
+
+    from mini_iformer.optim import AdamW, WarmupCosine, clip_grad_norm_, param_groups_weight_decay
+
+    optimizer = AdamW(param_groups_weight_decay(model, 0.05), lr=1e-3)
+    schedule = WarmupCosine(optimizer, total_steps, warmup_steps=warmup, min_lr=1e-5)
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        schedule.step()
+"""
+
+from .optimizers import SGD, AdamW, Optimizer, clip_grad_norm_, param_groups_weight_decay
+from .schedule import WarmupCosine
+
+__all__ = ["Optimizer", "SGD", "AdamW", "param_groups_weight_decay", "clip_grad_norm_",
+           "WarmupCosine"]
