@@ -53,7 +53,7 @@ import numpy as np
 
 from . import backend
 
-__all__ = ["CheckpointError", "save", "load"]
+__all__ = ["CheckpointError", "save", "load", "load_weights"]
 
 PathLike = str | os.PathLike
 
@@ -456,3 +456,12 @@ def save(state_dict: Mapping[str, Any], path: PathLike) -> None:
             raise
         raise CheckpointError(f"{name}: writing failed, nothing was replaced "
                               f"({type(exc).__name__}: {exc})") from exc
+
+
+def load_weights(path: PathLike) -> dict[str, np.ndarray]:
+    """The model weights in ``path``: a plain state dict (ours or PyTorch's), or the model
+    part of a training checkpoint written by ``train_cifar.py`` (its entries under
+    ``model/``)."""
+    entries = load(path)
+    inner = {k[len("model/"):]: v for k, v in entries.items() if k.startswith("model/")}
+    return inner if inner else entries

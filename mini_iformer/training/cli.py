@@ -1,0 +1,425 @@
+"""``train_cifar.py``: train iFormer on CIFAR-10/100 or an ImageNet-style folder, resumably.
+
+    python train_cifar.py                              # iformer_cifar on CIFAR-10, defaults
+    python train_cifar.py --epochs 30 --out runs/c10   # choose the length and the folder
+    python train_cifar.py --resume                     # continue runs/c10 exactly where it was
+    python train_cifar.py --eval-only --checkpoint runs/c10/best.npz
+
+The output folder holds ``last.npz`` (the whole run state, written every ``--save-every``
+steps, at each epoch end and on Ctrl-C), ``best.npz`` (the same, at the best test Acc@1),
+``metrics.csv`` and ``curves.png`` (updated every epoch), and ``config.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import backend, checkpoint, random
+from ..models import create_model, list_models, model_config
+from .engine import NonFiniteLossError, RunState, evaluate, train_steps
+from .state import load_training_state, save_training_state
+
+__all__ = ["main", "build_parser"]
+
+DATASETS = ("cifar10", "cifar100", "folder")
+
+
+class UsageError(ValueError):
+    """A problem with the command line or the files it names (exit code 2, no traceback)."""
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+    return parse
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be zero or more, got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = _non_negative(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be below 1, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="train_cifar.py", description="Train iFormer (NumPy or CuPy) with exact resume.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", default="iformer_cifar", choices=list_models())
+    p.add_argument("--dataset", default="cifar10", choices=DATASETS)
+    p.add_argument("--data-dir", default="data", help="dataset folder (CIFAR: holds "
+                   "cifar-10-batches-py or the .tar.gz; folder: holds train/ and val/)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the CIFAR checksum check (for a local re-export)")
+    p.add_argument("--no-download", action="store_true", help="never try to download CIFAR")
+    p.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
+    p.add_argument("--epochs", type=_positive(int), default=30)
+    p.add_argument("--batch-size", type=_positive(int), default=128)
+    p.add_argument("--eval-batch-size", type=_positive(int), default=256)
+    p.add_argument("--lr", type=_positive(float), default=1e-3, help="peak learning rate (AdamW)")
+    p.add_argument("--min-lr", type=_non_negative, default=1e-5)
+    p.add_argument("--warmup-lr", type=_non_negative, default=1e-6)
+    p.add_argument("--weight-decay", type=_non_negative, default=0.05)
+    p.add_argument("--warmup-epochs", type=_non_negative, default=2.0)
+    p.add_argument("--clip-grad", type=_positive(float), default=None)
+    p.add_argument("--drop-path", type=_probability, default=0.1)
+    p.add_argument("--label-smoothing", type=_probability, default=0.1)
+    p.add_argument("--mixup", type=_non_negative, default=0.0, help="Mixup alpha (0: off)")
+    p.add_argument("--cutmix", type=_non_negative, default=0.0, help="CutMix alpha (0: off)")
+    p.add_argument("--randaugment", action="store_true", help="RandAugment rand-m9-mstd0.5")
+    p.add_argument("--subset", type=_positive(int), default=None,
+                   help="train on the first N training images only (quick runs)")
+    p.add_argument("--test-subset", type=_positive(int), default=None,
+                   help="evaluate on the first N test images only")
+    p.add_argument("--img-size", type=_positive(int), default=None,
+                   help="image size for folder datasets (default: the model's)")
+    p.add_argument("--workers", type=int, default=2, help="threads decoding images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/train", help="output folder")
+    p.add_argument("--save-every", type=_positive(int), default=50,
+                   help="also save last.npz every N steps within an epoch")
+    p.add_argument("--resume", nargs="?", const="", default=None, metavar="PATH",
+                   help="continue from PATH (default: OUT/last.npz)")
+    p.add_argument("--checkpoint", default=None,
+                   help="start from these weights (a head of another size is re-initialised)")
+    p.add_argument("--eval-only", action="store_true", help="evaluate --checkpoint and exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+# -- data ---------------------------------------------------------------------------------------
+class Subset:
+    """The first ``n`` samples of a dataset."""
+
+    def __init__(self, dataset: Any, n: int) -> None:
+        self.dataset, self.n = dataset, min(n, len(dataset))
+        self.targets = np.asarray(dataset.targets)[: self.n]
+        self.classes = dataset.classes
+
+    def __len__(self) -> int:
+        return self.n
+
+    def get(self, i: int, rng: Any = None) -> Any:
+        if not 0 <= i < self.n:
+            raise IndexError(f"index {i} outside a subset of {self.n}")
+        return self.dataset.get(i, rng)
+
+
+def _datasets(args: argparse.Namespace, img_size: int) -> tuple[Any, Any, int]:
+    from .. import data
+    from ..data import transforms as T
+
+    if args.dataset in ("cifar10", "cifar100"):
+        cls = data.CIFAR10 if args.dataset == "cifar10" else data.CIFAR100
+        mean, std = ((T.CIFAR10_MEAN, T.CIFAR10_STD) if args.dataset == "cifar10"
+                     else (T.CIFAR100_MEAN, T.CIFAR100_STD))
+        common = dict(download=not args.no_download, verify=not args.no_verify)
+        train = cls(args.data_dir, train=True,
+                    transform=T.cifar_train_transform(mean, std, randaugment=args.randaugment),
+                    **common)
+        test = cls(args.data_dir, train=False,
+                   transform=T.Compose([T.ToArray(), T.Normalize(mean, std)]), **common)
+    else:
+        root = Path(args.data_dir)
+        mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+        train = data.ImageFolder(root / "train", transform=T.train_transform_for(
+            img_size, mean, std, randaugment=args.randaugment))
+        test = data.ImageFolder(root / "val", transform=T.eval_transform_for(img_size, mean, std),
+                                class_to_idx=train.class_to_idx)
+    if args.subset:
+        train = Subset(train, args.subset)
+    if args.test_subset:
+        test = Subset(test, args.test_subset)
+    return train, test, len(train.classes)
+
+
+# -- files --------------------------------------------------------------------------------------
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+METRIC_FIELDS = ["epoch", "train_loss", "train_acc1", "test_loss", "test_acc1", "test_acc5", "lr",
+                 "epoch_seconds", "images_per_second"]
+
+
+def _write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: row.get(k, "") for k in METRIC_FIELDS})
+    _write_atomic(out / "metrics.csv", buf.getvalue().encode())
+    _plot(out / "curves.png", history)
+
+
+def _plot(path: Path, history: list[dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax1.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
+    ax1.plot(epochs, [r["test_loss"] for r in history], "o-", label="test")
+    ax1.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    ax2.plot(epochs, [r["test_acc1"] for r in history], "o-", label="test Acc@1")
+    ax2.plot(epochs, [r["test_acc5"] for r in history], "o-", label="test Acc@5")
+    if any(r.get("train_acc1") not in (None, "") for r in history):
+        ax2.plot(epochs, [r.get("train_acc1") for r in history], "o-", label="train Acc@1")
+    ax2.set(xlabel="epoch", ylabel="%", title="accuracy")
+    for ax in (ax1, ax2):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    _write_atomic(path, buf.getvalue())
+
+
+# -- the run ------------------------------------------------------------------------------------
+class _Stop:
+    """Turns SIGINT/SIGTERM into a request to save and stop after the current step."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Stop:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:  # a second Ctrl-C: give up waiting, the last save stands
+            raise KeyboardInterrupt
+        self.signal = signum
+        print("\nstopping after this step, saving a resumable checkpoint "
+              "(press Ctrl-C again to quit without saving)", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _load_start_weights(model: Any, path: str) -> None:
+    """Weights to start from; a classifier of another size is left as initialised."""
+    state = checkpoint.load_weights(path)
+    own = model.state_dict()
+    skipped = [k for k in ("head.weight", "head.bias")
+               if k in state and k in own and state[k].shape != own[k].shape]
+    for k in skipped:
+        del state[k]
+    missing, _ = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if k not in skipped]
+    if missing:
+        raise UsageError(f"{path} does not fit the model: missing keys {', '.join(missing[:5])}")
+    if skipped:
+        print(f"{path}: the head has another number of classes; it starts from scratch",
+              file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import data
+    from ..data import transforms as T
+    from ..optim import AdamW, WarmupCosine, param_groups_weight_decay
+
+    backend.set_backend(args.backend)
+    out = Path(args.out)
+    img_size = args.img_size or model_config(args.model)["img_size"]
+    train_set, test_set, num_classes = _datasets(args, img_size)
+
+    random.manual_seed(args.seed)
+    model = create_model(args.model, num_classes=num_classes, drop_path_rate=args.drop_path,
+                         img_size=img_size)
+    if args.checkpoint:
+        _load_start_weights(model, args.checkpoint)
+    test_loader = data.DataLoader(test_set, args.eval_batch_size, shuffle=False,
+                                  num_workers=args.workers, seed=args.seed)
+    if args.eval_only:
+        if not args.checkpoint:
+            raise UsageError("--eval-only needs --checkpoint PATH")
+        result = evaluate(model, test_loader, num_classes)
+        print(f" * Acc@1 {result['acc1']:.3f} Acc@5 {result['acc5']:.3f} "
+              f"loss {result['loss']:.4f} ({len(test_set)} images)")
+        return 0
+
+    mix = None
+    if args.mixup > 0 or args.cutmix > 0:
+        mix = T.MixupCutmix(mixup_alpha=args.mixup, cutmix_alpha=args.cutmix,
+                            label_smoothing=args.label_smoothing, num_classes=num_classes)
+    if args.batch_size > len(train_set):
+        raise UsageError(f"--batch-size {args.batch_size} is larger than the {len(train_set)} "
+                         "training images")
+    loader = data.DataLoader(train_set, args.batch_size, shuffle=True, drop_last=True,
+                             num_workers=args.workers, seed=args.seed, batch_transform=mix)
+    steps = args.epochs * len(loader)
+    warmup = min(steps, int(round(args.warmup_epochs * len(loader))))
+    optimizer = AdamW(param_groups_weight_decay(model, args.weight_decay), lr=args.lr)
+    schedule = WarmupCosine(optimizer, steps, warmup_steps=warmup, warmup_lr=args.warmup_lr,
+                            min_lr=args.min_lr)
+    state = RunState()
+
+    last = out / "last.npz"
+    if args.resume is not None:
+        path = Path(args.resume) if args.resume else last
+        if not path.is_file():
+            raise UsageError(f"--resume: no checkpoint at {path}")
+        weights, saved = load_training_state(path)
+        if saved.get("config", {}).get("model") != args.model:
+            raise UsageError(f"--resume: {path} is a run of {saved.get('config', {}).get('model')}"
+                             f", not {args.model}")
+        model.load_state_dict(weights)
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        loader.load_state_dict(saved["loader"])
+        random.set_state(saved["random"])
+        state = RunState.from_dict(saved["run"])
+        print(f"resuming {path}: epoch {state.epoch + 1}, step {state.global_step}",
+              file=sys.stderr)
+    else:
+        loader.set_epoch(0)
+    out.mkdir(parents=True, exist_ok=True)
+    config = {k: v for k, v in vars(args).items()}
+    _write_atomic(out / "config.json", json.dumps(config, indent=2).encode())
+
+    def save(path: Path) -> None:
+        save_training_state(path, model.state_dict(), {
+            "config": config, "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(), "loader": loader.state_dict(),
+            "random": random.get_state(), "run": state.to_dict()})
+
+    with _Stop() as stop:
+        while state.epoch < args.epochs:
+            done = _train_epoch(args, model, loader, optimizer, schedule, state, stop, save, last)
+            if not done:
+                print(f"saved {last}; continue with: train_cifar.py --resume --out {out}",
+                      file=sys.stderr)
+                return 130 if stop.signal == signal.SIGINT else 143
+            result = evaluate(model, test_loader, num_classes)
+            row = {
+                "epoch": state.epoch + 1, "train_loss": state.loss_sum / max(state.seen, 1),
+                "train_acc1": (100.0 * state.correct / state.seen) if mix is None else "",
+                "test_loss": result["loss"], "test_acc1": result["acc1"],
+                "test_acc5": result["acc5"], "lr": optimizer.param_groups[0]["lr"],
+                "epoch_seconds": state.train_seconds,
+                "images_per_second": state.seen / max(state.train_seconds, 1e-9),
+            }
+            state.history.append(row)
+            print(f"epoch {row['epoch']}/{args.epochs}: train loss {row['train_loss']:.4f}, "
+                  f"test loss {result['loss']:.4f}, Acc@1 {result['acc1']:.2f}, "
+                  f"Acc@5 {result['acc5']:.2f}, {row['images_per_second']:.1f} images/s",
+                  file=sys.stderr, flush=True)
+            improved = result["acc1"] > state.best_acc1
+            state.best_acc1 = max(state.best_acc1, result["acc1"])
+            state.start_epoch(state.epoch + 1)
+            loader.set_epoch(state.epoch)
+            save(last)
+            if improved:
+                save(out / "best.npz")
+            _write_metrics(out, state.history)
+    print(f"done: best test Acc@1 {state.best_acc1:.2f}; files in {out}", file=sys.stderr)
+    return 0
+
+
+def _train_epoch(args, model, loader, optimizer, schedule, state, stop, save, last) -> bool:
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(loader), initial=loader.state_dict()["position"],
+                   desc=f"epoch {state.epoch + 1}/{args.epochs}", unit="batch",
+                   file=sys.stderr, dynamic_ncols=True, leave=False)
+
+    def after_step(s: RunState, loss: float) -> bool:
+        if bar is not None:
+            postfix = {"loss": f"{s.loss_sum / s.seen:.3f}",
+                       "lr": f"{optimizer.param_groups[0]['lr']:.2e}",
+                       "img/s": f"{s.seen / max(s.train_seconds, 1e-9):.0f}"}
+            if s.correct:
+                postfix["acc"] = f"{100.0 * s.correct / s.seen:.1f}"
+            bar.set_postfix(postfix, refresh=False)
+            bar.update(1)
+        if stop.signal is not None or s.global_step % args.save_every == 0:
+            save(last)
+        return stop.signal is not None
+
+    try:
+        return train_steps(model, loader, optimizer, schedule, state,
+                           label_smoothing=args.label_smoothing, clip_grad=args.clip_grad,
+                           after_step=after_step)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from ..checkpoint import CheckpointError
+
+    try:
+        return run(args)
+    except NonFiniteLossError as exc:
+        print(f"error: {exc}; stopped without saving, so {Path(args.out) / 'last.npz'} still "
+              "holds the last good state (try a lower --lr or --clip-grad)", file=sys.stderr)
+        return 1
+    except (UsageError, CheckpointError, backend.BackendUnavailableError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except _data_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _data_errors() -> tuple[type[BaseException], ...]:
+    try:
+        from ..data import DatasetError
+    except ImportError:  # pragma: no cover
+        return ()
+    return (DatasetError,)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

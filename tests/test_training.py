@@ -1,0 +1,212 @@
+"""train_cifar.py end to end, on a small synthetic dataset in the official CIFAR format.
+
+* A few epochs of the tiny configuration learn (the loss goes down) and leave the promised
+  files: last/best checkpoints, metrics.csv, curves.png, config.json.
+* A run killed at a random point (SIGKILL, several seeds) or stopped with Ctrl-C and then
+  resumed ends with exactly the weights and metrics of a run never interrupted.
+* A non-finite loss stops the run naming the step and keeps the last good checkpoint.
+* Command-line mistakes exit with code 2 and one line, no traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mini_iformer as mi
+from mini_iformer.data.datasets import write_cifar_batches
+from mini_iformer.training import cli, load_training_state
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images whose class is readable from their colour and a stripe pattern, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    base = np.stack([np.full((32, 32, 3), (37 * c % 256, 91 * c % 256, 53 * c % 256))
+                     for c in range(10)])
+    noise = rng.normal(0, 40, (n, 32, 32, 3))
+    images = np.clip(base[labels] + noise, 0, 255).astype(np.uint8)
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def cifar_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("cifar")
+    train_x, train_y = _images(320, 0)
+    test_x, test_y = _images(64, 1)
+    write_cifar_batches(root, np.concatenate([train_x, test_x]),
+                        np.concatenate([train_y, test_y]), test_size=64)
+    return root
+
+
+def _args(cifar_dir: Path, out: Path, *extra: str) -> list[str]:
+    return ["--model", "iformer_cifar_tiny", "--data-dir", str(cifar_dir), "--no-verify",
+            "--no-download", "--batch-size", "32", "--lr", "3e-3", "--warmup-epochs", "0.5",
+            "--workers", "2", "--no-progress", "--out", str(out), *extra]
+
+
+def _weights(path: Path) -> dict[str, np.ndarray]:
+    return load_training_state(path)[0]
+
+
+def _metrics(out: Path) -> list[dict[str, str]]:
+    with open(out / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+EXACT = ["epoch", "train_loss", "train_acc1", "test_loss", "test_acc1", "test_acc5", "lr"]
+
+
+def test_a_short_run_learns_and_writes_its_files(cifar_dir, tmp_path):
+    out = tmp_path / "run"
+    assert cli.main(_args(cifar_dir, out, "--epochs", "3")) == 0
+    rows = _metrics(out)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    losses = [float(r["train_loss"]) for r in rows]
+    assert losses[-1] < losses[0]
+    assert float(rows[-1]["test_acc1"]) > 20.0  # 10 classes: chance is 10%
+    for name in ("last.npz", "best.npz", "config.json"):
+        assert (out / name).is_file()
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    weights, state = load_training_state(out / "last.npz")
+    assert state["run"]["epoch"] == 3 and state["run"]["global_step"] == 3 * 10
+    model = mi.create_model("iformer_cifar_tiny", checkpoint=out / "best.npz")  # weights only
+    assert model.num_parameters() == 343_466
+
+
+def _uninterrupted(cifar_dir: Path, tmp_path: Path, epochs: str) -> Path:
+    out = tmp_path / "whole"
+    assert cli.main(_args(cifar_dir, out, "--epochs", epochs, "--save-every", "3")) == 0
+    return out
+
+
+def _run(cifar_dir: Path, out: Path, *extra: str) -> subprocess.Popen:
+    """Start train_cifar.py in a subprocess; its stderr goes to ``out``.stderr."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    with open(f"{out}.stderr", "w") as err:
+        return subprocess.Popen([sys.executable, str(ROOT / "train_cifar.py"),
+                                 *_args(cifar_dir, out, *extra)],
+                                stdout=subprocess.DEVNULL, stderr=err, env=env)
+
+
+def _kill_after_checkpoint(proc: subprocess.Popen, last: Path, delay: float, sig: int) -> str:
+    """Send ``sig`` ``delay`` seconds after the run's first checkpoint; its stderr."""
+    deadline = time.time() + 120
+    while not last.exists():
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            proc.wait()
+            raise AssertionError("the run ended before its first checkpoint: "
+                                 + Path(f"{last.parent}.stderr").read_text())
+        time.sleep(0.05)
+    time.sleep(delay)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+    return Path(f"{last.parent}.stderr").read_text()
+
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    wa, wb = _weights(a / "last.npz"), _weights(b / "last.npz")
+    assert list(wa) == list(wb)
+    for key in wa:
+        np.testing.assert_array_equal(wa[key], wb[key], err_msg=key)
+    ra, rb = _metrics(a), _metrics(b)
+    assert [{k: r[k] for k in EXACT} for r in ra] == [{k: r[k] for k in EXACT} for r in rb]
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.7, 1.9])
+def test_a_killed_run_resumes_to_the_same_weights_and_metrics(cifar_dir, tmp_path, delay):
+    whole = _uninterrupted(cifar_dir, tmp_path, "3")
+    out = tmp_path / "killed"
+    proc = _run(cifar_dir, out, "--epochs", "3", "--save-every", "3")
+    _kill_after_checkpoint(proc, out / "last.npz", delay, signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL
+    _, saved = load_training_state(out / "last.npz")  # whatever the moment, a loadable state
+    assert saved["run"]["global_step"] < 30
+    assert cli.main(_args(cifar_dir, out, "--epochs", "3", "--save-every", "3", "--resume")) == 0
+    _assert_same_run(whole, out)
+
+
+def test_ctrl_c_saves_and_exits_cleanly_then_resumes_exactly(cifar_dir, tmp_path):
+    whole = _uninterrupted(cifar_dir, tmp_path, "2")
+    out = tmp_path / "stopped"
+    proc = _run(cifar_dir, out, "--epochs", "2", "--save-every", "3")
+    stderr = _kill_after_checkpoint(proc, out / "last.npz", 0.3, signal.SIGINT)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "--resume" in stderr
+    assert cli.main(_args(cifar_dir, out, "--epochs", "2", "--save-every", "3", "--resume")) == 0
+    _assert_same_run(whole, out)
+
+
+def test_a_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(
+        cifar_dir, tmp_path, monkeypatch, capsys):
+    from mini_iformer.training import engine
+
+    calls = {"n": 0}
+    real = engine.F.cross_entropy
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 5 else loss
+
+    monkeypatch.setattr(engine.F, "cross_entropy", poisoned)
+    out = tmp_path / "nan"
+    assert cli.main(_args(cifar_dir, out, "--epochs", "1", "--save-every", "2")) == 1
+    err = capsys.readouterr().err
+    assert "the loss is nan at epoch 1, step 5" in err and "last.npz" in err
+    _, state = load_training_state(out / "last.npz")
+    assert state["run"]["global_step"] == 4  # the last good step, saved before the bad one
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lr", "-1"], "--lr: must be positive"),
+    (["--batch-size", "0"], "--batch-size: must be positive"),
+    (["--model", "iformer_huge"], "invalid choice: 'iformer_huge'"),
+    (["--drop-path", "1.5"], "--drop-path: must be below 1"),
+])
+def test_bad_arguments_exit_2_with_one_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_missing_data_and_bad_resume_are_user_errors(tmp_path, cifar_dir, capsys):
+    assert cli.main(["--data-dir", str(tmp_path / "nowhere"), "--no-download",
+                     "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "nowhere" in err and len(err.strip().splitlines()) == 1
+    assert cli.main(_args(cifar_dir, tmp_path / "fresh", "--resume")) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+
+
+def test_eval_only_and_validate_report_the_same_accuracy(cifar_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(_args(cifar_dir, out, "--epochs", "1")) == 0
+    capsys.readouterr()
+    assert cli.main(_args(cifar_dir, out, "--eval-only", "--checkpoint",
+                          str(out / "best.npz"))) == 0
+    line = capsys.readouterr().out
+    from mini_iformer import validate
+
+    assert validate.main(["--model", "iformer_cifar_tiny", "--checkpoint", str(out / "best.npz"),
+                          "--dataset", "cifar10", "--data-dir", str(cifar_dir),
+                          "--no-verify"]) == 0
+    other = capsys.readouterr().out
+    acc = line.split("Acc@1 ")[1].split()[0]
+    assert f"Acc@1 {acc}" in other
+    assert float(acc) == pytest.approx(_metrics(out)[-1]["test_acc1"] and
+                                       float(_metrics(out)[-1]["test_acc1"]), abs=1e-3)

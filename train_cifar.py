@@ -1,0 +1,15 @@
+"""Train iFormer on CIFAR-10 (the default), CIFAR-100 or an ImageNet-style folder.
+
+    python train_cifar.py                   # iformer_cifar on CIFAR-10, downloaded to ./data
+    python train_cifar.py --help            # every option
+    python train_cifar.py --resume          # continue an interrupted run exactly
+
+See mini_iformer/training/cli.py for what the output folder holds.
+"""
+
+import sys
+
+from mini_iformer.training.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
