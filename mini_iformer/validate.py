@@ -86,8 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         backend.set_backend(args.backend)
         size = args.img_size or model_config(args.model)["img_size"]
         ds, num_classes = _dataset(args, size)
-        model = create_model(args.model, num_classes=num_classes, checkpoint=args.checkpoint,
-                             img_size=size)
+        model = create_model(args.model, num_classes=num_classes, checkpoint=args.checkpoint)
         loader = data.DataLoader(ds, args.batch_size, num_workers=args.workers)
         result = evaluate(model, loader, num_classes)
     except (CheckpointError, data.DatasetError, backend.BackendUnavailableError,

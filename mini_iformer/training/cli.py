@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-subset", type=_positive(int), default=None,
                    help="evaluate on the first N test images only")
     p.add_argument("--img-size", type=_positive(int), default=None,
-                   help="image size for folder datasets (default: the model's)")
+                   help="image size for folder datasets (default: the model's); the model's "
+                   "position embeddings are resized to it")
     p.add_argument("--workers", type=int, default=2, help="threads decoding images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/train", help="output folder")
@@ -268,8 +269,9 @@ def run(args: argparse.Namespace) -> int:
     train_set, test_set, num_classes = _datasets(args, img_size)
 
     random.manual_seed(args.seed)
-    model = create_model(args.model, num_classes=num_classes, drop_path_rate=args.drop_path,
-                         img_size=img_size)
+    # The model keeps the size its configuration was made for: at another --img-size its
+    # position embeddings are resized on the fly, so weights load across sizes.
+    model = create_model(args.model, num_classes=num_classes, drop_path_rate=args.drop_path)
     if args.checkpoint:
         _load_start_weights(model, args.checkpoint)
     test_loader = data.DataLoader(test_set, args.eval_batch_size, shuffle=False,
