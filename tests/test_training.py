@@ -210,3 +210,13 @@ def test_eval_only_and_validate_report_the_same_accuracy(cifar_dir, tmp_path, ca
     assert f"Acc@1 {acc}" in other
     assert float(acc) == pytest.approx(_metrics(out)[-1]["test_acc1"] and
                                        float(_metrics(out)[-1]["test_acc1"]), abs=1e-3)
+
+
+def test_resuming_with_other_options_is_refused_by_name(cifar_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(_args(cifar_dir, out, "--epochs", "1", "--subset", "64")) == 0
+    capsys.readouterr()
+    assert cli.main(_args(cifar_dir, out, "--epochs", "2", "--subset", "64", "--seed", "3",
+                          "--resume")) == 2
+    err = capsys.readouterr().err
+    assert "--epochs 1 (now 2)" in err and "--seed 0 (now 3)" in err and "Traceback" not in err

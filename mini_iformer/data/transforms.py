@@ -53,6 +53,7 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
 from mini_iformer import backend
+from mini_iformer.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "CIFAR10_MEAN",
@@ -86,9 +87,7 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 #: The same for CIFAR-100.
 CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
 CIFAR100_STD = (0.2673, 0.2564, 0.2762)
-#: ImageNet's, as used by the iFormer authors (the same values as ``mini_iformer.imagenet``).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+# ImageNet's, as used by the iFormer authors: IMAGENET_MEAN, IMAGENET_STD (from mini_iformer.imagenet)
 
 ImageLike = Union[Image.Image, np.ndarray]
 Transform = Callable[..., Any]

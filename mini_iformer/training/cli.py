@@ -258,6 +258,20 @@ def _load_start_weights(model: Any, path: str) -> None:
               file=sys.stderr)
 
 
+#: Options that decide what a run computes: a resumed run must use the values it started with.
+RUN_OPTIONS = ("model", "dataset", "subset", "epochs", "batch_size", "lr", "min_lr", "warmup_lr",
+               "weight_decay", "warmup_epochs", "clip_grad", "drop_path", "label_smoothing",
+               "mixup", "cutmix", "randaugment", "img_size", "seed")
+
+
+def _check_same_run(path: Path, saved: dict[str, Any], now: dict[str, Any]) -> None:
+    changed = [f"--{k.replace('_', '-')} {saved.get(k)} (now {now.get(k)})"
+               for k in RUN_OPTIONS if saved.get(k) != now.get(k)]
+    if changed:
+        raise UsageError(f"--resume: {path} was started with {', '.join(changed)}; resume with "
+                         "the same options, or start a new run in another --out folder")
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import data
     from ..data import transforms as T
@@ -306,9 +320,7 @@ def run(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise UsageError(f"--resume: no checkpoint at {path}")
         weights, saved = load_training_state(path)
-        if saved.get("config", {}).get("model") != args.model:
-            raise UsageError(f"--resume: {path} is a run of {saved.get('config', {}).get('model')}"
-                             f", not {args.model}")
+        _check_same_run(path, saved.get("config", {}), vars(args))
         model.load_state_dict(weights)
         optimizer.load_state_dict(saved["optimizer"])
         schedule.load_state_dict(saved["schedule"])
