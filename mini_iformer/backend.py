@@ -46,6 +46,8 @@ __all__ = [
     "to_numpy",
     "scatter_add",
     "erf",
+    "set_cudnn",
+    "cudnn_enabled",
 ]
 
 #: The names :func:`set_backend` accepts.
@@ -53,6 +55,8 @@ BACKENDS = ("numpy", "cupy")
 
 #: Environment variable read once, when the package is imported.
 ENV_VAR = "MINI_IFORMER_BACKEND"
+#: Environment variable that switches cuDNN on ("1") when the package is imported.
+CUDNN_ENV_VAR = "MINI_IFORMER_CUDNN"
 
 
 class BackendUnavailableError(RuntimeError):
@@ -70,6 +74,7 @@ _ARRAY_TYPES: list[tuple[type, str]] = [(np.ndarray, "numpy")]
 _name = "numpy"
 _xp: ModuleType = np
 _cupy: ModuleType | None = None
+_use_cudnn = False
 
 
 def _load_cupy() -> ModuleType:
@@ -205,6 +210,40 @@ def erf(x: Any) -> Any:
     return _erf(x)
 
 
+def set_cudnn(enabled: bool) -> None:
+    """Let convolutions on the GPU call cuDNN (through CuPy) instead of this project's own
+    kernels. Off by default: the point of the project is the kernels you can read. Raises
+    :class:`BackendUnavailableError` when switching on where CuPy has no cuDNN."""
+    global _use_cudnn
+    if not isinstance(enabled, (bool, np.bool_)):
+        raise TypeError(f"set_cudnn: pass True or False, got {enabled!r}")
+    if enabled:
+        cudnn_module()
+    _use_cudnn = bool(enabled)
+
+
+def cudnn_enabled() -> bool:
+    """Whether :func:`set_cudnn` switched cuDNN on."""
+    return _use_cudnn
+
+
+def cudnn_module() -> ModuleType:
+    """CuPy's cuDNN wrapper (``cupyx.cudnn``, ``cupy.cudnn`` in older CuPy)."""
+    _load_cupy()
+    for name in ("cupyx.cudnn", "cupy.cudnn"):
+        try:
+            module = __import__(name, fromlist=["convolution_forward"])
+        except ImportError:
+            continue
+        if hasattr(module, "convolution_forward"):
+            return module
+    raise BackendUnavailableError(
+        "cuDNN is not available to CuPy here (neither cupyx.cudnn nor cupy.cudnn imports). "
+        "Install it with `pip install nvidia-cudnn-cu12` (or your CUDA's build), or leave "
+        "cuDNN off: the project's own kernels need nothing more than CuPy."
+    )
+
+
 def _from_environment() -> None:
     value = os.environ.get(ENV_VAR, "").strip()
     if not value:
@@ -219,3 +258,5 @@ def _from_environment() -> None:
 
 
 _from_environment()
+if os.environ.get(CUDNN_ENV_VAR, "").strip() == "1":
+    _use_cudnn = True

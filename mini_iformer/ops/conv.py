@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend
+from . import _cuda
 from ..autograd import Function, Tensor, as_tensor, register_op
 from .shape import reshape
 
@@ -333,6 +334,265 @@ def _im2col_backward(
     return dx, dw
 
 
+# -- the GPU paths -----------------------------------------------------------------------------
+# On a GPU the loops above are the wrong shape: the depthwise offset loop launches 2*kh*kw
+# small kernels per block, and im2col's strided copy plus col2im's kh*kw slice additions do
+# the same again. Each is replaced by one kernel that gives every thread one output value
+# (see mini_iformer.ops._cuda for the conventions: T, index_t, GRID_STRIDE_LOOP). The formulas
+# are those of the module docstring, with the padding folded into bounds checks, so no padded
+# copy of the input is ever made. Backward kernels *gather*: a thread owns one input pixel
+# and visits the outputs that read it, which needs no atomics and gives the same result
+# whatever order the threads run in.
+
+_CUDA_SOURCE = r"""
+// y[n, c, r, j] = sum_{a, b} w[c, a, b] * x[n, c, r*sh - top + a*dh, j*sw - left + b*dw]
+extern "C" __global__ void depthwise_forward(
+        const T* x, const T* w, T* y, index_t total, index_t C, index_t H, index_t W,
+        index_t Ho, index_t Wo, index_t KH, index_t KW, index_t sh, index_t sw,
+        index_t top, index_t left, index_t dh, index_t dw) {
+    GRID_STRIDE_LOOP(i, total) {
+        index_t j = i % Wo, t = i / Wo;
+        index_t r = t % Ho;
+        t /= Ho;                                  // t = n*C + c, the plane
+        const T* xs = x + t * H * W;
+        const T* ws = w + (t % C) * KH * KW;
+        T acc = 0;
+        for (index_t a = 0; a < KH; ++a) {
+            index_t p = r * sh - top + a * dh;
+            if (p < 0 || p >= H) continue;
+            for (index_t b = 0; b < KW; ++b) {
+                index_t q = j * sw - left + b * dw;
+                if (q >= 0 && q < W) acc += ws[a * KW + b] * xs[p * W + q];
+            }
+        }
+        y[i] = acc;
+    }
+}
+
+// dx[n, c, p, q] = sum of g[n, c, r, j] * w[c, a, b] over the (a, b) whose output (r, j) read
+// pixel (p, q): r = (p + top - a*dh) / sh when that divides exactly and lands in [0, Ho).
+extern "C" __global__ void depthwise_backward_input(
+        const T* g, const T* w, T* dx, index_t total, index_t C, index_t H, index_t W,
+        index_t Ho, index_t Wo, index_t KH, index_t KW, index_t sh, index_t sw,
+        index_t top, index_t left, index_t dh, index_t dw) {
+    GRID_STRIDE_LOOP(i, total) {
+        index_t q = i % W, t = i / W;
+        index_t p = t % H;
+        t /= H;
+        const T* gs = g + t * Ho * Wo;
+        const T* ws = w + (t % C) * KH * KW;
+        T acc = 0;
+        for (index_t a = 0; a < KH; ++a) {
+            index_t rs = p + top - a * dh;
+            if (rs < 0 || rs % sh) continue;
+            index_t r = rs / sh;
+            if (r >= Ho) continue;
+            for (index_t b = 0; b < KW; ++b) {
+                index_t js = q + left - b * dw;
+                if (js < 0 || js % sw) continue;
+                index_t j = js / sw;
+                if (j < Wo) acc += gs[r * Wo + j] * ws[a * KW + b];
+            }
+        }
+        dx[i] = acc;
+    }
+}
+
+// part[n, c, a, b] = sum_{r, j} g[n, c, r, j] * x[n, c, r*sh - top + a*dh, j*sw - left + b*dw];
+// dw is part summed over n (one reduction afterwards).
+extern "C" __global__ void depthwise_backward_weight(
+        const T* g, const T* x, T* part, index_t total, index_t H, index_t W,
+        index_t Ho, index_t Wo, index_t KH, index_t KW, index_t sh, index_t sw,
+        index_t top, index_t left, index_t dh, index_t dw) {
+    GRID_STRIDE_LOOP(i, total) {
+        index_t b = i % KW, t = i / KW;
+        index_t a = t % KH;
+        t /= KH;                                  // the plane n*C + c
+        const T* gs = g + t * Ho * Wo;
+        const T* xs = x + t * H * W;
+        T acc = 0;
+        for (index_t r = 0; r < Ho; ++r) {
+            index_t p = r * sh - top + a * dh;
+            if (p < 0 || p >= H) continue;
+            for (index_t j = 0; j < Wo; ++j) {
+                index_t q = j * sw - left + b * dw;
+                if (q >= 0 && q < W) acc += gs[r * Wo + j] * xs[p * W + q];
+            }
+        }
+        part[i] = acc;
+    }
+}
+
+// cols[n, c, a, b, r, j] = x[n, c, r*sh - top + a*dh, j*sw - left + b*dw], 0 in the padding.
+// Read as (N, G, C/G*kh*kw, Ho*Wo), it is the column matrix of _im2col_forward.
+extern "C" __global__ void im2col(
+        const T* x, T* cols, index_t total, index_t H, index_t W, index_t Ho, index_t Wo,
+        index_t KH, index_t KW, index_t sh, index_t sw, index_t top, index_t left,
+        index_t dh, index_t dw) {
+    GRID_STRIDE_LOOP(i, total) {
+        index_t j = i % Wo, t = i / Wo;
+        index_t r = t % Ho;
+        t /= Ho;
+        index_t b = t % KW;
+        t /= KW;
+        index_t a = t % KH;
+        t /= KH;
+        index_t p = r * sh - top + a * dh, q = j * sw - left + b * dw;
+        cols[i] = (p >= 0 && p < H && q >= 0 && q < W) ? x[(t * H + p) * W + q] : (T)0;
+    }
+}
+
+// dx[n, c, p, q] = sum of dcols[n, c, a, b, r, j] over the entries im2col copied from (p, q).
+extern "C" __global__ void col2im(
+        const T* dcols, T* dx, index_t total, index_t H, index_t W, index_t Ho, index_t Wo,
+        index_t KH, index_t KW, index_t sh, index_t sw, index_t top, index_t left,
+        index_t dh, index_t dw) {
+    GRID_STRIDE_LOOP(i, total) {
+        index_t q = i % W, t = i / W;
+        index_t p = t % H;
+        t /= H;
+        const T* cs = dcols + t * KH * KW * Ho * Wo;
+        T acc = 0;
+        for (index_t a = 0; a < KH; ++a) {
+            index_t rs = p + top - a * dh;
+            if (rs < 0 || rs % sh) continue;
+            index_t r = rs / sh;
+            if (r >= Ho) continue;
+            for (index_t b = 0; b < KW; ++b) {
+                index_t js = q + left - b * dw;
+                if (js < 0 || js % sw) continue;
+                index_t j = js / sw;
+                if (j < Wo) acc += cs[((a * KW + b) * Ho + r) * Wo + j];
+            }
+        }
+        dx[i] = acc;
+    }
+}
+"""
+
+_DEPTHWISE_FORWARD = _cuda.Kernel("depthwise_forward", _CUDA_SOURCE)
+_DEPTHWISE_BACKWARD_INPUT = _cuda.Kernel("depthwise_backward_input", _CUDA_SOURCE)
+_DEPTHWISE_BACKWARD_WEIGHT = _cuda.Kernel("depthwise_backward_weight", _CUDA_SOURCE)
+_IM2COL = _cuda.Kernel("im2col", _CUDA_SOURCE)
+_COL2IM = _cuda.Kernel("col2im", _CUDA_SOURCE)
+
+
+class _Geometry:
+    """Sizes one GPU kernel call needs: input planes, output size, kernel, stride, padding
+    (top, left; the far side is implied by Ho, Wo), dilation."""
+
+    def __init__(self, x_shape, w_shape, stride, pads, dilation):
+        self.n, self.c, self.h, self.w = x_shape
+        self.kh, self.kw = w_shape[2:]
+        top, bottom, left, right = pads
+        (sh, sw), (dh, dw) = stride, dilation
+        self.ho = _out_size(self.h, top + bottom, self.kh, sh, dh)
+        self.wo = _out_size(self.w, left + right, self.kw, sw, dw)
+        self.args = (self.kh, self.kw, sh, sw, top, left, dh, dw)
+
+    @property
+    def planes(self) -> tuple[int, int, int, int]:
+        return self.h, self.w, self.ho, self.wo
+
+
+def _depthwise_forward_gpu(x: Any, w: Any, geo: _Geometry) -> Any:
+    xp = backend.get_xp()
+    x, w = xp.ascontiguousarray(x), xp.ascontiguousarray(w)
+    y = xp.empty((geo.n, geo.c, geo.ho, geo.wo), dtype=x.dtype)
+    _DEPTHWISE_FORWARD(y.size, x, w, y, y.size, geo.c, *geo.planes, *geo.args, dtype=x.dtype)
+    return y
+
+
+def _depthwise_backward_gpu(g: Any, x: Any, w: Any, w_shape, geo: _Geometry):
+    """dx (None when ``w`` is None) and dw (None when ``x`` is None) by the kernels above."""
+    xp = backend.get_xp()
+    g = xp.ascontiguousarray(g)
+    dx = dw = None
+    if w is not None:
+        dx = xp.empty((geo.n, geo.c, geo.h, geo.w), dtype=g.dtype)
+        _DEPTHWISE_BACKWARD_INPUT(
+            dx.size, g, xp.ascontiguousarray(w), dx, dx.size, geo.c, *geo.planes, *geo.args,
+            dtype=g.dtype,
+        )
+    if x is not None:
+        part = xp.empty((geo.n, geo.c, geo.kh, geo.kw), dtype=g.dtype)
+        _DEPTHWISE_BACKWARD_WEIGHT(
+            part.size, g, x, part, part.size, *geo.planes, *geo.args, dtype=g.dtype
+        )
+        dw = part.sum(axis=0).reshape(w_shape)
+    return dx, dw
+
+
+def _im2col_forward_gpu(x: Any, w: Any, geo: _Geometry, groups: int) -> tuple[Any, Any]:
+    """:func:`_im2col_forward` with the columns gathered by one kernel."""
+    xp = backend.get_xp()
+    x = xp.ascontiguousarray(x)
+    cols = xp.empty((geo.n, geo.c, geo.kh, geo.kw, geo.ho, geo.wo), dtype=x.dtype)
+    _IM2COL(cols.size, x, cols, cols.size, *geo.planes, *geo.args, dtype=x.dtype)
+    cols = cols.reshape(geo.n, groups, -1, geo.ho * geo.wo)
+    o = w.shape[0]
+    y = xp.matmul(w.reshape(groups, o // groups, -1), cols)
+    return y.reshape(geo.n, o, geo.ho, geo.wo), cols
+
+
+def _im2col_backward_gpu(g: Any, cols: Any, w: Any, w_shape, geo: _Geometry, groups: int):
+    """:func:`_im2col_backward` with col2im as one gathering kernel."""
+    xp = backend.get_xp()
+    o = w_shape[0]
+    g4 = g.reshape(geo.n, groups, o // groups, geo.ho * geo.wo)
+    dx = dw = None
+    if cols is not None:
+        dw = xp.matmul(g4, xp.swapaxes(cols, -1, -2)).sum(axis=0).reshape(w_shape)
+    if w is not None:
+        wg = w.reshape(groups, o // groups, -1)
+        dcols = xp.ascontiguousarray(xp.matmul(xp.swapaxes(wg, -1, -2), g4))
+        dx = xp.empty((geo.n, geo.c, geo.h, geo.w), dtype=g.dtype)
+        _COL2IM(dx.size, dcols, dx, dx.size, *geo.planes, *geo.args, dtype=g.dtype)
+    return dx, dw
+
+
+def _cudnn_usable(pads, x: Any) -> bool:
+    """cuDNN, when switched on (``backend.set_cudnn(True)``), for arrays on the GPU with the
+    same padding on both sides of each axis (cuDNN's convolution has no asymmetric padding;
+    padding="same" with an even kernel falls back to the kernels)."""
+    top, bottom, left, right = pads
+    return (
+        backend.cudnn_enabled() and backend.array_backend(x) == "cupy"
+        and top == bottom and left == right
+    )
+
+
+def _cudnn_forward(x, w, stride, pads, dilation, groups):
+    xp, cudnn = backend.get_xp(), backend.cudnn_module()
+    geo = _Geometry(x.shape, w.shape, stride, pads, dilation)
+    y = xp.empty((geo.n, w.shape[0], geo.ho, geo.wo), dtype=x.dtype)
+    cudnn.convolution_forward(
+        xp.ascontiguousarray(x), xp.ascontiguousarray(w), None, y, (pads[0], pads[2]),
+        tuple(stride), tuple(dilation), groups, auto_tune=True, tensor_core="never",
+    )
+    return y
+
+
+def _cudnn_backward(g, x, w, x_shape, w_shape, stride, pads, dilation, groups):
+    """dx (when ``w`` is given) and dw (when ``x`` is given) by cuDNN."""
+    xp, cudnn = backend.get_xp(), backend.cudnn_module()
+    g = xp.ascontiguousarray(g)
+    params = ((pads[0], pads[2]), tuple(stride), tuple(dilation), groups)
+    dx = dw = None
+    if w is not None:
+        dx = xp.empty(x_shape, dtype=g.dtype)
+        cudnn.convolution_backward_data(
+            xp.ascontiguousarray(w), g, None, dx, *params,
+            deterministic=False, auto_tune=True, tensor_core="never",
+        )
+    if x is not None:
+        dw = xp.empty(w_shape, dtype=g.dtype)
+        cudnn.convolution_backward_filter(
+            x, g, dw, *params, deterministic=False, auto_tune=True, tensor_core="never",
+        )
+    return dx, dw
+
+
 # -- the differentiable operation --------------------------------------------------------------
 class Conv2d(Function):
     """y = conv2d(x, w) + b, by the path :func:`conv2d_path` picks (see the module docstring
@@ -348,7 +608,9 @@ class Conv2d(Function):
         self.path = conv2d_path(x.shape, w.shape, stride, pads, groups)
         self.x_shape, self.w_shape = x.shape, w.shape
         self.w = w if need_x else None  # dx needs w; dw needs (a form of) x, kept below
-        if self.path == "pointwise":
+        if self.path != "pointwise" and _cuda.use_kernels(x, w):
+            y = self._forward_gpu(x, w, stride, pads, dilation, groups, need_w)
+        elif self.path == "pointwise":
             y = _pointwise_forward(x, w)
             self.x3 = x.reshape(x.shape[0], x.shape[1], -1) if need_w else None
         elif self.path == "depthwise":
@@ -363,17 +625,43 @@ class Conv2d(Function):
             y += b.astype(dtype, copy=False).reshape(1, -1, 1, 1)
         return y
 
+    def _forward_gpu(self, x, w, stride, pads, dilation, groups, need_w):
+        """The kernels (or cuDNN) for everything but the 1x1 matrix product, which cuBLAS
+        already does well through ``xp.matmul``."""
+        if _cudnn_usable(pads, x):
+            self.path, self.params = "cudnn", (stride, pads, dilation, groups)
+            self.x = backend.get_xp().ascontiguousarray(x) if need_w else None
+            return _cudnn_forward(x, w, stride, pads, dilation, groups)
+        self.geo = _Geometry(x.shape, w.shape, stride, pads, dilation)
+        if groups == x.shape[1] == w.shape[0]:
+            self.path = "depthwise-gpu"
+            self.x = backend.get_xp().ascontiguousarray(x) if need_w else None
+            return _depthwise_forward_gpu(x, w, self.geo)
+        self.path, self.groups = "im2col-gpu", groups
+        y, cols = _im2col_forward_gpu(x, w, self.geo, groups)
+        self.cols = cols if need_w else None
+        return y
+
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad
         db = g.sum(axis=(0, 2, 3)) if need_b else None
         dx = dw = None
-        if self.path == "pointwise" and (need_x or need_w):
+        if not (need_x or need_w):
+            pass
+        elif self.path == "cudnn":
+            dx, dw = _cudnn_backward(g, self.x, self.w, self.x_shape, self.w_shape, *self.params)
+        elif self.path == "depthwise-gpu":
+            dx, dw = _depthwise_backward_gpu(g, self.x, self.w, self.w_shape, self.geo)
+        elif self.path == "im2col-gpu":
+            dx, dw = _im2col_backward_gpu(g, self.cols, self.w, self.w_shape, self.geo,
+                                          self.groups)
+        elif self.path == "pointwise":
             n, c, h, wd = self.x_shape
             dx, dw = _pointwise_backward(g.reshape(n, -1, h * wd), self.x3, self.w, self.w_shape)
             dx = None if dx is None else dx.reshape(self.x_shape)
-        elif self.path == "depthwise" and (need_x or need_w):
+        elif self.path == "depthwise":
             dx, dw = _depthwise_backward(g, self.xpf, self.w, self.w_shape, self.geo)
-        elif need_x or need_w:
+        else:
             dx, dw = _im2col_backward(
                 g, self.cols, self.w, self.w_shape, self.x_shape, *self.params
             )

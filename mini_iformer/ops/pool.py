@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend
+from . import _cuda
 from ..autograd import Function, Tensor, as_tensor, register_op
 from .shape import squeeze, unsqueeze
 
@@ -261,6 +262,96 @@ def _lowest(dtype: Any) -> Any:
     return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
 
 
+# On a GPU, the offset loop below is 2*k*k small kernels forward and as many backward; these two
+# kernels do it in one pass each (conventions: mini_iformer.ops._cuda). The forward thread of
+# an output keeps the running maximum and the *input* position it came from; the backward
+# thread of an input pixel visits the outputs whose window holds it and takes the gradient of
+# those that chose it. PyTorch's rules: the first maximum in row-major window order wins, a
+# NaN wins over everything, and padding is never chosen (positions outside the input are
+# skipped, so an all -inf window picks its first real element).
+_CUDA_SOURCE = r"""
+extern "C" __global__ void max_pool_forward(
+        const T* x, T* y, int* arg, index_t total, index_t H, index_t W, index_t Ho,
+        index_t Wo, index_t KH, index_t KW, index_t sh, index_t sw, index_t ph, index_t pw,
+        index_t dh, index_t dw, T lowest) {
+    GRID_STRIDE_LOOP(i, total) {
+        index_t j = i % Wo, t = i / Wo;
+        index_t r = t % Ho;
+        t /= Ho;
+        const T* xs = x + t * H * W;
+        T best = lowest;
+        index_t where = -1;
+        for (index_t a = 0; a < KH; ++a) {
+            index_t p = r * sh - ph + a * dh;
+            if (p < 0 || p >= H) continue;
+            for (index_t b = 0; b < KW; ++b) {
+                index_t q = j * sw - pw + b * dw;
+                if (q < 0 || q >= W) continue;
+                T v = xs[p * W + q];
+                if (where < 0 || v > best || (v != v && best == best)) {
+                    best = v;
+                    where = p * W + q;
+                }
+            }
+        }
+        y[i] = best;
+        arg[i] = (int)where;
+    }
+}
+
+extern "C" __global__ void max_pool_backward(
+        const T* g, const int* arg, T* dx, index_t total, index_t H, index_t W, index_t Ho,
+        index_t Wo, index_t KH, index_t KW, index_t sh, index_t sw, index_t ph, index_t pw,
+        index_t dh, index_t dw) {
+    GRID_STRIDE_LOOP(i, total) {
+        index_t q = i % W, t = i / W;
+        index_t p = t % H;
+        t /= H;
+        index_t me = p * W + q, base = t * Ho * Wo;
+        T acc = 0;
+        for (index_t a = 0; a < KH; ++a) {
+            index_t rs = p + ph - a * dh;
+            if (rs < 0 || rs % sh) continue;
+            index_t r = rs / sh;
+            if (r >= Ho) continue;
+            for (index_t b = 0; b < KW; ++b) {
+                index_t js = q + pw - b * dw;
+                if (js < 0 || js % sw) continue;
+                index_t j = js / sw;
+                if (j < Wo && arg[base + r * Wo + j] == me) acc += g[base + r * Wo + j];
+            }
+        }
+        dx[i] = acc;
+    }
+}
+"""
+_MAX_POOL_FORWARD = _cuda.Kernel("max_pool_forward", _CUDA_SOURCE)
+_MAX_POOL_BACKWARD = _cuda.Kernel("max_pool_backward", _CUDA_SOURCE)
+
+
+def _max_pool_args(win: "_Windows") -> tuple[int, ...]:
+    n, c, h, w = win.shape
+    return (h, w, *win.out, *win.kernel, *win.stride, *win.padding, *win.dilation)
+
+
+def _max_pool_forward_gpu(x: Any, win: "_Windows") -> tuple[Any, Any]:
+    xp = _xp()
+    x = xp.ascontiguousarray(x)
+    y = xp.empty(win.shape[:2] + win.out, dtype=x.dtype)
+    arg = xp.empty(y.shape, dtype=xp.int32)
+    _MAX_POOL_FORWARD(y.size, x, y, arg, y.size, *_max_pool_args(win), float(_lowest(x.dtype)),
+                      dtype=x.dtype)
+    return y, arg
+
+
+def _max_pool_backward_gpu(g: Any, arg: Any, win: "_Windows") -> Any:
+    xp = _xp()
+    g = xp.ascontiguousarray(g)
+    dx = xp.empty(win.shape, dtype=g.dtype)
+    _MAX_POOL_BACKWARD(dx.size, g, arg, dx, dx.size, *_max_pool_args(win), dtype=g.dtype)
+    return dx
+
+
 class MaxPool2d(Function):
     """y[n, c, oh, ow] = max over the window of x_pad  (padding is -inf: it never wins).
 
@@ -271,12 +362,20 @@ class MaxPool2d(Function):
 
     The argmax update is arithmetic (``arg += better * (k - arg)``) rather than a masked
     write: with a random mask, a masked write is some 30 times slower.
+
+    On a GPU the kernels ``max_pool_forward`` / ``max_pool_backward`` above do each direction
+    in one pass, with ``arg`` the position of the maximum in the input plane.
     """
 
     name = "max_pool2d"
 
     def forward(self, x, win):
         xp = _xp()
+        self.gpu = _cuda.use_kernels(x) and max(win.shape[2] * win.shape[3], 1) < 2**31
+        if self.gpu:
+            y, arg = _max_pool_forward_gpu(x, win)
+            self.win, self.arg = win, arg if self.needs_input_grad[0] else None
+            return y
         views = win.views(win.pad(x, _lowest(x.dtype)))
         out = views[0].copy()
         need = self.needs_input_grad[0]
@@ -291,6 +390,8 @@ class MaxPool2d(Function):
 
     def backward(self, g):
         win, arg = self.win, self.arg
+        if self.gpu:
+            return _max_pool_backward_gpu(g, arg, win)
         gq = win.uncrop(g)
         grad = win.buffer(g.dtype, 0)
         for k, view in enumerate(win.views(grad)):

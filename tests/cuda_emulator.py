@@ -1,0 +1,104 @@
+"""Run the project's CUDA kernels on the CPU, for machines without a GPU.
+
+Every kernel follows the conventions of :mod:`mini_iformer.ops._cuda` (plain CUDA C, one
+thread per output, a grid-stride loop, no shared memory, no atomics). Such a kernel is also
+valid C++ once ``__global__`` means nothing and ``blockIdx``/``threadIdx``/``blockDim``/
+``gridDim`` are ordinary variables. This module compiles each kernel that way with the
+system's C++ compiler and runs it "thread" by thread: a small grid of blocks, visited in
+reverse order, so that a kernel whose result depended on the launch configuration or on the
+order threads run in would give a wrong answer here.
+
+What it checks: indexing, bounds, the arithmetic and the Python glue around each launch.
+What it cannot: speed, and anything about real concurrency beyond the one-writer rule.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from mini_iformer.ops import _cuda
+
+CPU_PRELUDE = r"""
+#include <math.h>
+#include <cmath>
+struct emu_dim3 { unsigned int x, y, z; };
+static emu_dim3 blockIdx, threadIdx, blockDim, gridDim;
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __restrict__
+extern "C" void emu_set_thread(unsigned int block, unsigned int thread,
+                               unsigned int threads, unsigned int blocks) {
+    blockIdx.x = block; threadIdx.x = thread; blockDim.x = threads; gridDim.x = blocks;
+}
+"""
+
+#: The emulated launch: this many blocks of this many threads.
+BLOCKS, THREADS = 3, 4
+
+_compiler = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+_build_dir = Path(tempfile.mkdtemp(prefix="mini_iformer_cuda_emulator_"))
+_libraries: dict[str, ctypes.CDLL] = {}
+
+
+def available() -> bool:
+    """Whether a C++ compiler is on the PATH."""
+    return _compiler is not None
+
+
+def _library(source: str) -> ctypes.CDLL:
+    text = CPU_PRELUDE + source
+    key = hashlib.sha256(text.encode()).hexdigest()[:16]
+    lib = _libraries.get(key)
+    if lib is None:
+        src, so = _build_dir / f"{key}.cpp", _build_dir / f"{key}.so"
+        src.write_text(text)
+        result = subprocess.run(
+            [_compiler, "-O1", "-shared", "-fPIC", "-std=c++14", "-o", str(so), str(src)],
+            capture_output=True, text=True,
+        )
+        if result.returncode:
+            raise RuntimeError(f"compiling kernel source {src} failed:\n{result.stderr}")
+        lib = _libraries[key] = ctypes.CDLL(str(so))
+    return lib
+
+
+def _c_argument(a):
+    if isinstance(a, np.ndarray):
+        if not a.flags.c_contiguous:
+            raise AssertionError(
+                f"a kernel was given a non-contiguous array (shape {a.shape}, strides "
+                f"{a.strides}): kernels index their arrays as C-contiguous"
+            )
+        return ctypes.c_void_p(a.ctypes.data)
+    if isinstance(a, np.int64):
+        return ctypes.c_longlong(int(a))
+    if isinstance(a, np.float32):
+        return ctypes.c_float(float(a))
+    if isinstance(a, np.float64):
+        return ctypes.c_double(float(a))
+    raise AssertionError(f"a kernel was given an argument of type {type(a).__name__}: {a!r}")
+
+
+def run(kernel: _cuda.Kernel, n: int, args: tuple, dtype: np.dtype) -> None:
+    """The runner :func:`mini_iformer.ops._cuda.emulate` calls for each launch."""
+    lib = _library(_cuda.source_for(kernel.source, dtype))
+    fn = getattr(lib, kernel.name)
+    fn.restype = None
+    c_args = [_c_argument(a) for a in args]
+    for block in reversed(range(BLOCKS)):
+        for thread in reversed(range(THREADS)):
+            lib.emu_set_thread(block, thread, THREADS, BLOCKS)
+            fn(*c_args)
+
+
+def emulated():
+    """Context manager: GPU paths on NumPy arrays, kernels run by :func:`run`."""
+    return _cuda.emulate(run)
