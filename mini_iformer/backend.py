@@ -48,6 +48,7 @@ __all__ = [
     "erf",
     "set_cudnn",
     "cudnn_enabled",
+    "gpu_memory_peak_mib",
 ]
 
 #: The names :func:`set_backend` accepts.
@@ -208,6 +209,15 @@ def erf(x: Any) -> Any:
     from scipy.special import erf as _erf  # noqa: PLC0415 - scipy loads slowly; load on use
 
     return _erf(x)
+
+
+def gpu_memory_peak_mib() -> float | None:
+    """MiB of GPU memory held by CuPy's memory pool, which keeps the blocks it has allocated
+    for reuse and so holds the most the process has needed at once (the analogue of
+    ``torch.cuda.max_memory_reserved``); None when CuPy has not been used."""
+    if _cupy is None:
+        return None
+    return _cupy.get_default_memory_pool().total_bytes() / 2**20
 
 
 def set_cudnn(enabled: bool) -> None:

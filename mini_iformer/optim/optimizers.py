@@ -638,19 +638,30 @@ def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0) ->
     if not grads:
         return 0.0
     arrays = [g.data if isinstance(g, Tensor) else g for g in grads]
+    # One partial result per gradient, kept on its device and read back once at the end (on a
+    # GPU each read waits for the queued work, so one read per parameter would stall).
+    parts = []
+    for a in arrays:
+        xp = _xp_of(a)
+        if not a.size:
+            continue
+        if math.isinf(norm_type):
+            parts.append(xp.abs(a).max().astype(np.float64))
+            continue
+        x = a.astype(np.float64, copy=False).ravel()
+        if norm_type == 2.0:
+            parts.append(xp.dot(x, x))
+        elif norm_type == 1.0:
+            parts.append(xp.abs(x).sum())
+        else:
+            parts.append((xp.abs(x) ** norm_type).sum())
+    values = [float(v) for v in backend.to_numpy(_xp_of(arrays[0]).stack(parts))] if parts else []
     if math.isinf(norm_type):
-        total = max((float(_xp_of(a).abs(a).max()) if a.size else 0.0) for a in arrays)
+        total = max(values, default=0.0)
     else:
         acc = 0.0
-        for a in arrays:
-            xp = _xp_of(a)
-            x = a.astype(np.float64, copy=False).ravel()
-            if norm_type == 2.0:
-                acc += float(xp.dot(x, x))
-            elif norm_type == 1.0:
-                acc += float(xp.abs(x).sum())
-            else:
-                acc += float((xp.abs(x) ** norm_type).sum())
+        for v in values:  # summed in the same order as before: the same float64 result
+            acc += v
         total = acc ** (1.0 / norm_type) if norm_type != 2.0 else math.sqrt(acc)
     if not math.isfinite(total):
         return total

@@ -1,8 +1,10 @@
 """Training: the loop and its resumable state (:mod:`.engine`, :mod:`.state`) and the
 ``train_cifar.py`` command line (:mod:`.cli`)."""
 
-from .engine import NonFiniteLossError, RunState, evaluate, topk_correct, train_steps
+from .engine import (
+    DeviceBatches, NonFiniteLossError, RunState, evaluate, topk_correct, train_steps,
+)
 from .state import load_training_state, pack, save_training_state, unpack
 
-__all__ = ["NonFiniteLossError", "RunState", "evaluate", "topk_correct", "train_steps",
+__all__ = ["DeviceBatches", "NonFiniteLossError", "RunState", "evaluate", "topk_correct", "train_steps",
            "load_training_state", "save_training_state", "pack", "unpack"]

@@ -16,6 +16,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import os
 import signal
 import sys
@@ -27,7 +28,7 @@ import numpy as np
 
 from .. import backend, checkpoint, random
 from ..models import create_model, list_models, model_config
-from .engine import NonFiniteLossError, RunState, evaluate, train_steps
+from .engine import DeviceBatches, NonFiniteLossError, RunState, evaluate, train_steps
 from .state import load_training_state, save_training_state
 
 __all__ = ["main", "build_parser"]
@@ -104,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="threads decoding images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/train", help="output folder")
+    p.add_argument("--log-every", type=_positive(int), default=10,
+                   help="with --backend cupy, read the loss back from the GPU (and update the "
+                        "progress bar, check for Ctrl-C) every N steps only, so that the GPU "
+                        "never waits for the host in between")
     p.add_argument("--save-every", type=_positive(int), default=50,
                    help="also save last.npz every N steps within an epoch")
     p.add_argument("--resume", nargs="?", const="", default=None, metavar="PATH",
@@ -177,7 +182,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 METRIC_FIELDS = ["epoch", "train_loss", "train_acc1", "test_loss", "test_acc1", "test_acc5", "lr",
-                 "epoch_seconds", "images_per_second"]
+                 "epoch_seconds", "images_per_second", "gpu_memory_mib"]
 
 
 def _write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
@@ -335,15 +340,17 @@ def run(args: argparse.Namespace) -> int:
     config = {k: v for k, v in vars(args).items()}
     _write_atomic(out / "config.json", json.dumps(config, indent=2).encode())
 
+    feed = DeviceBatches(loader)  # copies batches to the GPU ahead of use on CuPy
+
     def save(path: Path) -> None:
         save_training_state(path, model.state_dict(), {
             "config": config, "optimizer": optimizer.state_dict(),
-            "schedule": schedule.state_dict(), "loader": loader.state_dict(),
+            "schedule": schedule.state_dict(), "loader": feed.state_dict(),
             "random": random.get_state(), "run": state.to_dict()})
 
     with _Stop() as stop:
         while state.epoch < args.epochs:
-            done = _train_epoch(args, model, loader, optimizer, schedule, state, stop, save, last)
+            done = _train_epoch(args, model, feed, optimizer, schedule, state, stop, save, last)
             if not done:
                 print(f"saved {last}; continue with: train_cifar.py --resume --out {out}",
                       file=sys.stderr)
@@ -356,22 +363,33 @@ def run(args: argparse.Namespace) -> int:
                 "test_acc5": result["acc5"], "lr": optimizer.param_groups[0]["lr"],
                 "epoch_seconds": state.train_seconds,
                 "images_per_second": state.seen / max(state.train_seconds, 1e-9),
+                "gpu_memory_mib": backend.gpu_memory_peak_mib() or "",
             }
             state.history.append(row)
             print(f"epoch {row['epoch']}/{args.epochs}: train loss {row['train_loss']:.4f}, "
                   f"test loss {result['loss']:.4f}, Acc@1 {result['acc1']:.2f}, "
-                  f"Acc@5 {result['acc5']:.2f}, {row['images_per_second']:.1f} images/s",
+                  f"Acc@5 {result['acc5']:.2f}, {row['images_per_second']:.1f} images/s"
+                  + (f", peak GPU memory {row['gpu_memory_mib']:.0f} MiB"
+                     if row["gpu_memory_mib"] else ""),
                   file=sys.stderr, flush=True)
             improved = result["acc1"] > state.best_acc1
             state.best_acc1 = max(state.best_acc1, result["acc1"])
             state.start_epoch(state.epoch + 1)
-            loader.set_epoch(state.epoch)
+            feed.set_epoch(state.epoch)
             save(last)
             if improved:
                 save(out / "best.npz")
             _write_metrics(out, state.history)
     print(f"done: best test Acc@1 {state.best_acc1:.2f}; files in {out}", file=sys.stderr)
     return 0
+
+
+def _sync_every(args) -> int:
+    """Steps between reads of the loss from the GPU (1 on NumPy, where reading is free): the
+    progress bar, Ctrl-C and the periodic saves act at those points."""
+    if backend.get_backend() == "numpy":
+        return 1
+    return math.gcd(args.save_every, args.log_every)
 
 
 def _train_epoch(args, model, loader, optimizer, schedule, state, stop, save, last) -> bool:
@@ -383,7 +401,11 @@ def _train_epoch(args, model, loader, optimizer, schedule, state, stop, save, la
                    desc=f"epoch {state.epoch + 1}/{args.epochs}", unit="batch",
                    file=sys.stderr, dynamic_ncols=True, leave=False)
 
+    shown = [state.global_step]
+
     def after_step(s: RunState, loss: float) -> bool:
+        saving = s.global_step // args.save_every > shown[0] // args.save_every
+        steps, shown[0] = s.global_step - shown[0], s.global_step
         if bar is not None:
             postfix = {"loss": f"{s.loss_sum / s.seen:.3f}",
                        "lr": f"{optimizer.param_groups[0]['lr']:.2e}",
@@ -391,15 +413,15 @@ def _train_epoch(args, model, loader, optimizer, schedule, state, stop, save, la
             if s.correct:
                 postfix["acc"] = f"{100.0 * s.correct / s.seen:.1f}"
             bar.set_postfix(postfix, refresh=False)
-            bar.update(1)
-        if stop.signal is not None or s.global_step % args.save_every == 0:
+            bar.update(steps)
+        if stop.signal is not None or saving:
             save(last)
         return stop.signal is not None
 
     try:
         return train_steps(model, loader, optimizer, schedule, state,
                            label_smoothing=args.label_smoothing, clip_grad=args.clip_grad,
-                           after_step=after_step)
+                           after_step=after_step, sync_every=_sync_every(args))
     finally:
         if bar is not None:
             bar.close()

@@ -30,7 +30,9 @@ from .. import functional as F
 from ..autograd import Tensor, no_grad
 from ..nn import Module
 
-__all__ = ["RunState", "NonFiniteLossError", "train_steps", "evaluate", "topk_correct"]
+__all__ = [
+    "RunState", "NonFiniteLossError", "DeviceBatches", "train_steps", "evaluate", "topk_correct",
+]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -69,13 +71,103 @@ def topk_correct(logits: np.ndarray, labels: np.ndarray, ks: Iterable[int]) -> l
     return [int(hits[:, :k].any(axis=1).sum()) for k in ks]
 
 
-def _to_device(a: np.ndarray) -> Any:
+def _to_device(a: Any) -> Any:
     return backend.asarray(a)
+
+
+class DeviceBatches:
+    """The batches of a loader, copied to the GPU ahead of use by a background thread.
+
+    On the CuPy backend a copy from host memory on the main thread would wait for every kernel
+    already queued (the step in flight) before it starts. Here a thread copies batch b + 1 on
+    its own non-blocking CUDA stream while the GPU computes step b, and hands it over once the
+    copy is done, so the training loop never waits for a transfer.
+
+    The loader runs ahead of the training loop by up to ``depth`` batches, so its own
+    ``position`` is ahead too. :meth:`state_dict` gives the loader's state with the position
+    of the batches *handed over*, which is what a checkpoint must hold to resume exactly.
+    With the NumPy backend, batches pass through unchanged.
+    """
+
+    def __init__(self, loader: Any, depth: int = 2) -> None:
+        self.loader = loader
+        self.depth = depth
+        self.position = loader.state_dict()["position"]
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.loader.set_epoch(epoch)
+        self.position = self.loader.state_dict()["position"]
+
+    def state_dict(self) -> dict[str, int]:
+        state = dict(self.loader.state_dict())
+        state["position"] = self.position
+        return state
+
+    def __iter__(self):
+        if backend.get_backend() != "cupy":
+            for batch in self.loader:
+                self.position = self.loader.state_dict()["position"]
+                yield batch
+            return
+        import queue
+        import threading
+
+        cupy = backend.module_of("cupy")
+        handoff: queue.Queue = queue.Queue(maxsize=self.depth)
+        stop = threading.Event()
+        done = object()
+
+        def copy_ahead() -> None:
+            stream = cupy.cuda.Stream(non_blocking=True)
+            iterator = iter(self.loader)
+            try:
+                for x, y in iterator:
+                    with stream:
+                        item = (cupy.asarray(x), cupy.asarray(y))
+                    stream.synchronize()  # this thread waits for the copy; the loop does not
+                    position = self.loader.state_dict()["position"]
+                    while not stop.is_set():
+                        try:
+                            handoff.put((item, position), timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                handoff.put((done, None))
+            except BaseException as exc:  # handed to the training loop, raised there
+                handoff.put((exc, None))
+            finally:
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    close()
+
+        worker = threading.Thread(target=copy_ahead, name="mini-iformer-h2d", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item, position = handoff.get()
+                if item is done:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                self.position = position
+                yield item
+        finally:
+            stop.set()
+            while worker.is_alive():
+                try:
+                    handoff.get(timeout=0.1)
+                except queue.Empty:
+                    pass
 
 
 def train_steps(
     model: Module,
-    batches: Iterable[tuple[np.ndarray, np.ndarray]],
+    batches: Iterable[tuple[Any, Any]],
     optimizer: Any,
     schedule: Any,
     state: RunState,
@@ -83,41 +175,86 @@ def train_steps(
     label_smoothing: float = 0.0,
     clip_grad: float | None = None,
     after_step: Callable[[RunState, float], bool] | None = None,
+    sync_every: int = 1,
 ) -> bool:
     """Train on ``batches`` (the rest of the current epoch), updating ``state``.
 
     Targets are class indices (then ``label_smoothing`` applies) or soft targets of shape
-    (N, classes) from Mixup/CutMix (already smoothed). ``after_step(state, loss)`` runs after
-    every step; if it returns True training stops early (e.g. to save and exit on Ctrl-C) and
-    this returns False. Raises :class:`NonFiniteLossError` before updating the weights when
-    the loss is not finite.
+    (N, classes) from Mixup/CutMix (already smoothed). Batches may be NumPy arrays or arrays
+    already on the current backend (:class:`DeviceBatches`).
+
+    ``sync_every``: how often the loop reads results back from the array backend. With 1 (the
+    default) every step's loss is checked before the weights are updated, and
+    :class:`NonFiniteLossError` leaves the model as it was before that step. On a GPU, reading
+    a value back waits for every queued kernel, so there a larger value lets the GPU run
+    ahead: the losses and accuracy counts of ``sync_every`` steps stay on the device and are
+    read in one go when ``state.global_step`` is a multiple of ``sync_every`` and at the end.
+    A non-finite loss is then found at that point, and the error names the step where it
+    occurred (the model has moved on since; a checkpoint saved from ``after_step`` is always
+    from before it).
+
+    ``after_step(state, loss)`` runs at each of those points (after every step when
+    ``sync_every`` is 1) with ``state`` up to date and the last step's loss; if it returns
+    True training stops early (e.g. to save and exit on Ctrl-C) and this returns False.
     """
     from ..optim import clip_grad_norm_
 
+    if isinstance(sync_every, bool) or not isinstance(sync_every, int) or sync_every < 1:
+        raise ValueError(f"train_steps: sync_every must be a positive int, got {sync_every!r}")
     model.train()
+    pending: list[tuple[int, Any, Any, int]] = []  # (step, loss, correct or None, images)
+
+    def settle() -> float:
+        """Read the pending steps' results back; add them to ``state``; check the losses."""
+        xp = backend.get_xp()
+        losses = backend.to_numpy(xp.stack([p[1] for p in pending]))
+        counts = [p[2] for p in pending if p[2] is not None]
+        correct = backend.to_numpy(xp.stack(counts)) if counts else []
+        for (step, _, _, n), value in zip(pending, losses.tolist()):
+            if not math.isfinite(value):
+                ahead = state.global_step - step
+                raise NonFiniteLossError(
+                    f"the loss is {value} at epoch {state.epoch + 1}, step {step}"
+                    + (f" (found {ahead} steps later)" if ahead else "")
+                )
+            state.loss_sum += value * n
+            state.seen += n
+        state.correct += int(sum(int(c) for c in correct))
+        pending.clear()
+        return float(losses[-1])
+
     for x, y in batches:
         start = time.perf_counter()
-        logits = model(Tensor(_to_device(x)))
+        x, y = _to_device(x), _to_device(y)
+        logits = model(Tensor(x))
         soft = y.ndim == 2
-        target = Tensor(_to_device(y))
-        loss = F.cross_entropy(logits, target, label_smoothing=0.0 if soft else label_smoothing)
-        value = float(loss.item())
-        if not math.isfinite(value):
-            raise NonFiniteLossError(
-                f"the loss is {value} at epoch {state.epoch + 1}, step {state.global_step + 1}"
-            )
+        loss = F.cross_entropy(logits, Tensor(y), label_smoothing=0.0 if soft else label_smoothing)
+        if sync_every == 1:
+            value = float(loss.item())
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"the loss is {value} at epoch {state.epoch + 1}, step {state.global_step + 1}"
+                )
         optimizer.zero_grad()
         loss.backward()
         if clip_grad:
             clip_grad_norm_(model.parameters(), clip_grad)
         optimizer.step()
         schedule.step()
-        n = int(y.shape[0])
         state.global_step += 1
-        state.loss_sum += value * n
-        state.seen += n
-        if not soft:
-            state.correct += topk_correct(backend.to_numpy(logits.data), y, [1])[0]
+        correct = None
+        if not soft:  # the first largest logit, as topk_correct breaks ties
+            correct = (backend.get_xp().argmax(logits.data, axis=1) == y).sum()
+        pending.append((state.global_step, loss.data.reshape(()), correct, int(y.shape[0])))
+        synced = state.global_step % sync_every == 0
+        if synced:
+            value = settle()
+        state.train_seconds += time.perf_counter() - start
+        if synced and after_step is not None and after_step(state, value):
+            return False
+    if pending:
+        start = time.perf_counter()
+        value = settle()
         state.train_seconds += time.perf_counter() - start
         if after_step is not None and after_step(state, value):
             return False

@@ -1,0 +1,164 @@
+"""The training loop in-process: reading results back every step or every few steps gives the
+same run, a non-finite loss is reported at the step where it happened, and the GPU feed keeps
+the loader position a checkpoint needs. (``test_training.py`` drives the command line.)"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mini_iformer as mi
+from mini_iformer import nn
+from mini_iformer.data import DataLoader
+from mini_iformer.optim import AdamW
+from mini_iformer.training import (
+    DeviceBatches, NonFiniteLossError, RunState, topk_correct, train_steps,
+)
+
+CLASSES = 3
+
+
+class _Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, CLASSES)
+
+    def forward(self, x):
+        return self.fc(x.reshape((x.shape[0], -1)))
+
+
+class _Constant:
+    """A constant schedule with the interface train_steps steps."""
+
+    def step(self):
+        pass
+
+
+def _batches(n=7, batch=5, seed=0, nan_at=None):
+    rng = np.random.default_rng(seed)
+    out = []
+    for b in range(n):
+        x = rng.standard_normal((batch, 2, 2, 2)).astype(np.float32)
+        if b == nan_at:
+            x[0, 0, 0, 0] = np.nan
+        out.append((x, rng.integers(0, CLASSES, batch)))
+    return out
+
+
+def _run(batches, sync_every, after=None):
+    mi.random.manual_seed(0)
+    net = _Net()
+    opt = AdamW(net.parameters(), lr=0.05)
+    state = RunState()
+    calls = []
+
+    def after_step(s, loss):
+        calls.append((s.global_step, s.seen, loss))
+        return bool(after and after(s))
+
+    finished = train_steps(net, batches, opt, _Constant(), state, label_smoothing=0.1,
+                           after_step=after_step, sync_every=sync_every)
+    return net, state, calls, finished
+
+
+@pytest.mark.parametrize("sync_every", [2, 3, 7, 10])
+def test_reading_back_every_few_steps_gives_the_same_run(sync_every):
+    batches = _batches()
+    net1, s1, calls1, _ = _run(batches, 1)
+    net2, s2, calls2, finished = _run(batches, sync_every)
+    assert finished
+    for (k, a), (_, b) in zip(net1.state_dict().items(), net2.state_dict().items()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=k)
+    assert (s1.loss_sum, s1.correct, s1.seen, s1.global_step) == (
+        s2.loss_sum, s2.correct, s2.seen, s2.global_step)
+    # after_step sees an up-to-date state at every multiple of sync_every and at the end
+    steps = [c[0] for c in calls2]
+    assert steps == sorted({*range(sync_every, 8, sync_every), 7})
+    assert all(seen == 5 * step for step, seen, _ in calls2)
+    by_step = {c[0]: c[2] for c in calls1}
+    assert all(loss == by_step[step] for step, _, loss in calls2)
+
+
+class _Tied(_Net):
+    """Every class gets the same logit."""
+
+    def forward(self, x):
+        return super().forward(x) * 0.0
+
+
+def test_the_accuracy_count_breaks_ties_like_topk_correct():
+    """Correct predictions are counted on the device; a tie goes to the lowest class index,
+    as in topk_correct, so with all logits equal only the labels 0 count."""
+    batches = _batches(n=4)
+    net = _Tied()
+    state = RunState()
+    train_steps(net, batches, AdamW(net.parameters()), _Constant(), state, sync_every=3)
+    assert state.correct == sum(int((y == 0).sum()) for _, y in batches) > 0
+    logits = np.zeros((5, CLASSES))
+    assert topk_correct(logits, batches[0][1], [1]) == [int((batches[0][1] == 0).sum())]
+
+
+def test_stopping_early_returns_false_at_a_read_back_point():
+    net, state, calls, finished = _run(_batches(), 2, after=lambda s: s.global_step >= 3)
+    assert not finished
+    assert state.global_step == 4 and [c[0] for c in calls] == [2, 4]
+
+
+def test_a_non_finite_loss_is_caught_before_the_update_when_reading_every_step():
+    mi.random.manual_seed(0)
+    net = _Net()
+    opt = AdamW(net.parameters(), lr=0.05)
+    before = {}
+
+    def remember(s, loss):
+        if s.global_step == 4:
+            before.update({k: v.numpy().copy() for k, v in net.state_dict().items()})
+        return False
+
+    with pytest.raises(NonFiniteLossError, match=r"the loss is nan at epoch 1, step 5$"):
+        train_steps(net, _batches(nan_at=4), opt, _Constant(), RunState(), after_step=remember)
+    assert before
+    for k, v in net.state_dict().items():  # step 5 changed nothing
+        np.testing.assert_array_equal(v.numpy(), before[k], err_msg=k)
+
+
+def test_a_non_finite_loss_read_back_late_names_the_step_where_it_happened():
+    with pytest.raises(NonFiniteLossError,
+                       match=r"the loss is nan at epoch 1, step 5 \(found 1 steps later\)"):
+        _run(_batches(nan_at=4), 3)
+
+
+def test_sync_every_must_be_a_positive_int():
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="sync_every must be a positive int"):
+            _run(_batches(n=1), bad)
+
+
+class _Samples:
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def get(self, index, rng):
+        return np.full((1, 2, 2), index, np.float32), index % CLASSES
+
+
+def test_the_feed_reports_the_position_of_the_batches_handed_over():
+    loader = DataLoader(_Samples(12), 3, shuffle=True, seed=1)
+    feed = DeviceBatches(loader)
+    assert len(feed) == 4 and feed.state_dict() == {"seed": 1, "epoch": 0, "position": 0}
+    expected = [x.copy() for x, _ in loader]
+    loader.set_epoch(0)
+    feed = DeviceBatches(loader)
+    seen = []
+    for x, _ in feed:
+        seen.append(x)
+        assert feed.state_dict()["position"] == len(seen)
+        if len(seen) == 2:
+            break
+    for a, b in zip(seen, expected):
+        np.testing.assert_array_equal(a, b)
+    feed.set_epoch(1)
+    assert feed.state_dict() == {"seed": 1, "epoch": 1, "position": 0}
