@@ -49,6 +49,7 @@ __all__ = [
     "set_cudnn",
     "cudnn_enabled",
     "gpu_memory_peak_mib",
+    "to_device_async",
 ]
 
 #: The names :func:`set_backend` accepts.
@@ -178,6 +179,48 @@ def asarray(data: Any, dtype: Any = None) -> Any:
             data = data.get()
         return np.asarray(data, dtype=dtype)
     return _xp.asarray(data, dtype=dtype)
+
+
+# Host -> GPU copies that do not wait: staging buffers in pinned (page-locked) host memory,
+# each with the CUDA event recorded after its copy; a buffer is reused once its event is done.
+_staging: list[tuple[Any, Any, int]] = []  # (pinned memory, event, bytes)
+_STAGING_KEEP = 32
+
+
+def _staging_buffer(nbytes: int) -> Any:
+    for i, (mem, event, size) in enumerate(_staging):
+        if size >= nbytes and event.done:
+            del _staging[i]
+            return mem, size
+    return _cupy.cuda.alloc_pinned_memory(max(nbytes, 1)), max(nbytes, 1)
+
+
+def to_device_async(data: Any) -> Any:
+    """Host data as an array of the current backend, like :func:`asarray`, but on the GPU
+    without making the host wait.
+
+    A plain copy from ordinary (pageable) host memory waits for every kernel already queued
+    on the GPU before it starts, so each small array sent during a training step (a drop-path
+    mask, say) would stall the step. Here the data is first copied into pinned host memory,
+    from which the GPU copies it asynchronously, in order with the work already queued. On
+    NumPy this is ``np.asarray``.
+    """
+    if _name != "cupy" or array_backend(data) == "cupy":
+        return asarray(data)
+    host = np.ascontiguousarray(data)
+    mem, size = _staging_buffer(host.nbytes)
+    staged = np.frombuffer(mem, np.uint8, host.nbytes).view(host.dtype).reshape(host.shape)
+    staged[...] = host
+    out = _cupy.empty(host.shape, host.dtype)
+    stream = _cupy.cuda.get_current_stream()
+    out.set(staged, stream=stream)
+    _staging.append((mem, stream.record(), size))
+    if len(_staging) > _STAGING_KEEP:
+        for i, (_, event, _) in enumerate(_staging):
+            if event.done:
+                del _staging[i]
+                break
+    return out
 
 
 def to_numpy(a: Any) -> np.ndarray:

@@ -41,7 +41,8 @@ def vectors() -> dict[str, np.ndarray]:
 
 
 @pytest.fixture()
-def mini(vectors) -> InceptionTransformer:
+def mini(vectors, backend_name) -> InceptionTransformer:
+    """The authors' mini model with their weights, built on each backend in turn."""
     model = InceptionTransformer(**MINI)
     model.load_state_dict({k[len("param/"):]: v for k, v in vectors.items()
                            if k.startswith("param/")})

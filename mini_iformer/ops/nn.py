@@ -70,7 +70,7 @@ def _keep_mask(shape: tuple[int, ...], p: float, dtype: Any, generator: Any, op:
     """A backend array of ``shape``: 1/(1-p) with probability 1-p, else 0 (all 0 when p == 1).
 
     Drawn on the host from ``generator`` (a ``numpy.random.Generator``; a fresh one if None),
-    so a seed gives the same mask on every backend.
+    so a seed gives the same mask on every backend; sent to a GPU without waiting for it.
     """
     rng = np.random.default_rng() if generator is None else generator
     if not isinstance(rng, np.random.Generator):
@@ -80,7 +80,7 @@ def _keep_mask(shape: tuple[int, ...], p: float, dtype: Any, generator: Any, op:
         )
     keep = rng.random(shape, dtype=np.float32) >= p
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
-    return backend.asarray(keep).astype(dtype) * scale
+    return backend.to_device_async(keep).astype(dtype) * scale
 
 
 # =============================================================================================
