@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import mini_iformer as mi
 import mini_iformer.functional as F
 from mini_iformer.ops import _cuda, conv, nn, pool
-import cuda_emulator
+from mini_iformer import cuda_emulator
 from op_specs import SPECS
 from oracle import check_case
 from specs_conv import conv2d_case

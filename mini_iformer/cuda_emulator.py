@@ -1,4 +1,4 @@
-"""Run the project's CUDA kernels on the CPU, for machines without a GPU.
+"""Run the project's CUDA kernels on the CPU, for machines without a GPU (and for lessons).
 
 Every kernel follows the conventions of :mod:`mini_iformer.ops._cuda` (plain CUDA C, one
 thread per output, a grid-stride loop, no shared memory, no atomics). Such a kernel is also
@@ -10,10 +10,20 @@ order threads run in would give a wrong answer here.
 
 What it checks: indexing, bounds, the arithmetic and the Python glue around each launch.
 What it cannot: speed, and anything about real concurrency beyond the one-writer rule.
+
+Use::
+
+    from mini_iformer import cuda_emulator
+    with cuda_emulator.emulated():          # GPU paths on NumPy arrays, kernels on the CPU
+        y = mi.functional.conv2d(x, w, padding=1, groups=x.shape[1])
+
+It needs a C++ compiler (``g++``, ``c++`` or ``clang++``) on the PATH; :func:`available`
+says whether there is one.
 """
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import hashlib
 import shutil
@@ -23,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mini_iformer.ops import _cuda
+from .ops import _cuda
 
 CPU_PRELUDE = r"""
 #include <math.h>
@@ -44,8 +54,17 @@ extern "C" void emu_set_thread(unsigned int block, unsigned int thread,
 BLOCKS, THREADS = 3, 4
 
 _compiler = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
-_build_dir = Path(tempfile.mkdtemp(prefix="mini_iformer_cuda_emulator_"))
+_build_dir: Path | None = None
 _libraries: dict[str, ctypes.CDLL] = {}
+
+
+def _directory() -> Path:
+    """A temporary folder for the compiled kernels, removed when the process exits."""
+    global _build_dir
+    if _build_dir is None:
+        _build_dir = Path(tempfile.mkdtemp(prefix="mini_iformer_cuda_emulator_"))
+        atexit.register(shutil.rmtree, _build_dir, ignore_errors=True)
+    return _build_dir
 
 
 def available() -> bool:
@@ -58,7 +77,9 @@ def _library(source: str) -> ctypes.CDLL:
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
     lib = _libraries.get(key)
     if lib is None:
-        src, so = _build_dir / f"{key}.cpp", _build_dir / f"{key}.so"
+        if _compiler is None:
+            raise RuntimeError("cuda_emulator needs a C++ compiler (g++, c++ or clang++)")
+        src, so = _directory() / f"{key}.cpp", _directory() / f"{key}.so"
         src.write_text(text)
         result = subprocess.run(
             [_compiler, "-O1", "-shared", "-fPIC", "-std=c++14", "-o", str(so), str(src)],
@@ -101,4 +122,9 @@ def run(kernel: _cuda.Kernel, n: int, args: tuple, dtype: np.dtype) -> None:
 
 def emulated():
     """Context manager: GPU paths on NumPy arrays, kernels run by :func:`run`."""
+    if not available():
+        raise RuntimeError(
+            "cuda_emulator needs a C++ compiler (g++, c++ or clang++) on the PATH, e.g. "
+            "`apt install g++`"
+        )
     return _cuda.emulate(run)
