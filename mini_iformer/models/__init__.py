@@ -64,11 +64,18 @@ for _name, _config in _RELEASED.items():
     register_model(_name, img_size=224, **_config)
     register_model(f"{_name}_384", img_size=384, **_config)
 
-register_model(
-    "iformer_cifar", img_size=32, num_classes=10, depths=(2, 2, 4, 2),
-    embed_dims=(48, 96, 160, 192), num_heads=(3, 6, 10, 12),
-    attention_heads=_ramp((1, 2), (3, 2), (7, 2), (9, 2), (11, 2)), stem_strides=(1, 2),
-)
+_CIFAR = dict(img_size=32, num_classes=10, depths=(2, 2, 4, 2), embed_dims=(48, 96, 160, 192),
+              num_heads=(3, 6, 10, 12), stem_strides=(1, 2))
+register_model("iformer_cifar", attention_heads=_ramp((1, 2), (3, 2), (7, 2), (9, 2), (11, 2)),
+               **_CIFAR)
+
+# The two ablations of the paper's frequency analysis (mini_iformer.analysis): the same network
+# with every block's channels sent to one side of the inception mixer. "all_attention" gives
+# attention every head of every block (C_l = C: a pooled-attention transformer with a conv
+# stem); "all_high" gives it none (C_h = C: max-pool and depthwise-conv paths only).
+register_model("iformer_cifar_all_attention",
+               attention_heads=_ramp((3, 2), (6, 2), (10, 4), (12, 2)), **_CIFAR)
+register_model("iformer_cifar_all_high", attention_heads=(0,) * 10, **_CIFAR)
 
 # The same design at a tenth of the width and one block per stage: for quick experiments,
 # lessons and tests of the training machinery (seconds per epoch on a few thousand images).
