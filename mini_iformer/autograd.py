@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import time
 import weakref
 from typing import Any, Callable, Iterable
 
@@ -131,6 +132,11 @@ def _shape_str(x: Any) -> str:
     return str(tuple(shape)) if shape is not None else type(x).__name__
 
 
+#: When set (by :mod:`mini_iformer.profiler`), called as ``_profiler(fn, "forward" or
+#: "backward", seconds)`` around every operation's forward and backward.
+_profiler: Callable[[Any, str, float], None] | None = None
+
+
 class Function:
     """One differentiable operation, and, once applied, one node of the graph.
 
@@ -183,7 +189,12 @@ class Function:
             _grad_enabled and isinstance(x, Tensor) and x.requires_grad for x in inputs
         )
         try:
-            out = fn.forward(*arrays, **params)
+            if _profiler is None:
+                out = fn.forward(*arrays, **params)
+            else:
+                start = time.perf_counter()
+                out = fn.forward(*arrays, **params)
+                _profiler(fn, "forward", time.perf_counter() - start)
         except (ValueError, IndexError, TypeError) as exc:
             shapes = ", ".join(_shape_str(a) for a in arrays)
             raise type(exc)(f"{cls.name}: {exc} (input shapes: {shapes})") from None
@@ -497,7 +508,12 @@ def _run_backward(root: Tensor, seed: Any, retain_graph: bool) -> None:
                 out = fn.retained()
                 if out is not None:
                     _accumulate_leaf(out, g, shared)
-            in_grads = fn.backward(g)
+            if _profiler is None:
+                in_grads = fn.backward(g)
+            else:
+                start = time.perf_counter()
+                in_grads = fn.backward(g)
+                _profiler(fn, "backward", time.perf_counter() - start)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
             for t, gi, need in zip(fn.inputs, in_grads, fn.needs_input_grad):
