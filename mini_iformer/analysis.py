@@ -118,11 +118,23 @@ def _blocks(model: Any) -> list[tuple[str, Any]]:
     return blocks
 
 
-def block_feature_maps(model: Any, images: Any) -> dict[str, np.ndarray]:
-    """Every block's output (B, H, W, C) for ``images`` (B, 3, H, W), in evaluation mode."""
+WHAT = ("output", "update")
+
+
+def block_feature_maps(model: Any, images: Any, what: str = "output") -> dict[str, np.ndarray]:
+    """Every block's output (B, H, W, C) for ``images`` (B, 3, H, W), in evaluation mode; with
+    ``what="update"``, what the block adds to its input instead (output minus input: the
+    mixer's and the MLP's residual branches, each scaled by its layer scale)."""
+    if what not in WHAT:
+        raise ValueError(f"what must be one of {WHAT}, got {what!r}")
     captured: dict[str, np.ndarray] = {}
+
+    def keep(name, inputs, out):
+        value = out.numpy()
+        captured[name] = value - inputs[0].numpy() if what == "update" else value
+
     handles = [m.register_forward_hook(
-        lambda mod, inputs, out, name=name: captured.__setitem__(name, out.numpy()))
+        lambda mod, inputs, out, name=name: keep(name, inputs, out))
         for name, m in _blocks(model)]
     was_training = model.training
     model.eval()
@@ -136,9 +148,12 @@ def block_feature_maps(model: Any, images: Any) -> dict[str, np.ndarray]:
     return captured
 
 
-def spectrum(model: Any, images: Any, *, label: str = "", batch_size: int = 32) -> Spectrum:
+def spectrum(model: Any, images: Any, *, label: str = "", batch_size: int = 32,
+             what: str = "output") -> Spectrum:
     """The relative log amplitude of every block of ``model`` over ``images`` (N, 3, H, W),
-    processed ``batch_size`` images at a time; see the module docstring."""
+    processed ``batch_size`` images at a time; see the module docstring. ``what="update"``
+    measures what each block adds to its input rather than its output (the paper measures
+    outputs; a block's output is mostly its input carried by the residual connection)."""
     images = backend.to_numpy(images.data if isinstance(images, Tensor) else images)
     if images.ndim != 4 or images.shape[0] == 0:
         raise ValueError(f"images must be a non-empty (N, 3, H, W) batch, got shape {images.shape}")
@@ -149,7 +164,7 @@ def spectrum(model: Any, images: Any, *, label: str = "", batch_size: int = 32) 
     counts: dict[str, int] = {}
     freqs: dict[str, np.ndarray] = {}
     for start in range(0, images.shape[0], batch_size):
-        maps = block_feature_maps(model, images[start : start + batch_size])
+        maps = block_feature_maps(model, images[start : start + batch_size], what)
         for name in names:
             f, s, n = _log_amplitude_sums(maps[name])
             freqs[name] = f
@@ -160,7 +175,7 @@ def spectrum(model: Any, images: Any, *, label: str = "", batch_size: int = 32) 
         mean = sums[name] / counts[name]
         curves.append(mean - mean[0])
     return Spectrum(label or type(model).__name__, names, [freqs[n] for n in names], curves,
-                    images=int(images.shape[0]))
+                    images=int(images.shape[0]), extra={"what": what})
 
 
 def plot(spectra: Sequence[Spectrum], path: str | Path | None = None, *, title: str = "") -> Any:
@@ -238,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=256, help="test images to average over")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0, help="initialisation of untrained models")
+    p.add_argument("--what", default="output", choices=WHAT,
+                   help="each block's output (the paper's measurement) or its update "
+                        "(output minus input)")
     p.add_argument("--out", default="spectrum.png", help="the PNG to write")
     p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     p.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
@@ -284,8 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         for label, name, ckpt in runs:
             random.manual_seed(args.seed)
             model = create_model(name, num_classes=classes, checkpoint=ckpt)
-            s = spectrum(model, images, label=label, batch_size=args.batch_size)
-            s.extra = {"model": name, "checkpoint": ckpt}
+            s = spectrum(model, images, label=label, batch_size=args.batch_size, what=args.what)
+            s.extra.update(model=name, checkpoint=ckpt)
             spectra.append(s)
             print(f"{label}: high-frequency Δ log amplitude per block "
                   + " ".join(f"{v:.2f}" for v in s.high), file=sys.stderr)
@@ -296,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    plot(spectra, args.out, title=f"{len(images)} test images, {size}x{size}")
+    plot(spectra, args.out, title=f"{len(images)} test images, {size}x{size}, block "
+         + ("outputs" if args.what == "output" else "updates (output - input)"))
     print(f"wrote {args.out}", file=sys.stderr)
     if args.json:
         Path(args.json).write_text(json.dumps([s.to_dict() for s in spectra], indent=1) + "\n")

@@ -163,3 +163,21 @@ def test_command_line_errors_exit_2_with_one_message(cifar_dir, tmp_path, capsys
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "s.png").exists()
+
+
+def test_the_update_of_a_block_is_its_output_minus_its_input(images):
+    mi.random.manual_seed(0)
+    model = create_model("iformer_cifar_tiny")
+    seen = {}
+    block = dict(model.named_modules())["blocks2.0"]
+    handle = block.register_forward_hook(
+        lambda m, inputs, out: seen.update(x=inputs[0].numpy(), y=out.numpy()))
+    updates = analysis.block_feature_maps(model, images, what="update")
+    handle.remove()
+    np.testing.assert_allclose(updates["blocks2.0"], seen["y"] - seen["x"])
+    s = analysis.spectrum(model, images, what="update")
+    np.testing.assert_allclose(
+        s.curves[1], analysis.relative_log_amplitude(seen["y"] - seen["x"])[1], rtol=1e-9)
+    assert s.extra["what"] == "update"
+    with pytest.raises(ValueError, match="what must be one of"):
+        analysis.spectrum(model, images, what="input")
