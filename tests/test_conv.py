@@ -298,3 +298,27 @@ def test_refusals_match_torch_on_random_arguments(
     else:
         ours = conv2d(mi.tensor(x), mi.tensor(w), None if b is None else mi.tensor(b), **kwargs)
         np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("small_map", [0, 10**9])
+@pytest.mark.parametrize("groups, stride, w_shape", [
+    (1, 1, (6, 4, 1, 1)),  # pointwise
+    (1, 2, (6, 4, 3, 3)),  # general
+    (2, 1, (6, 2, 3, 3)),  # grouped
+])
+def test_weight_gradient_per_sample_and_folded_agree_with_torch(monkeypatch, small_map, groups,
+                                                                stride, w_shape):
+    """The weight gradient sums per-sample products on large maps and folds the samples into
+    one product on small ones (_SMALL_MAP): both forms, forced here, are PyTorch's gradient."""
+    monkeypatch.setattr(conv_module, "_SMALL_MAP", small_map)
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((3, 4, 9, 9)), rng.standard_normal(w_shape)
+    xt, wt = mi.tensor(x, requires_grad=True), mi.tensor(w, requires_grad=True)
+    y = conv2d(xt, wt, stride=stride, padding=w_shape[-1] // 2, groups=groups)
+    g_out = rng.standard_normal(y.shape)
+    y.backward(g_out)
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw, stride=stride, padding=w_shape[-1] // 2, groups=groups)
+    ty.backward(torch.tensor(g_out))
+    np.testing.assert_allclose(wt.grad.numpy(), tw.grad.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(xt.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-10)

@@ -138,12 +138,35 @@ def _pointwise_forward(x: Any, w: Any) -> Any:
     return y.reshape(n, w.shape[0], h, wd)
 
 
+#: Below this many output pixels per sample, per-sample matrix products are too small for
+#: BLAS to be efficient, and the sum over samples is better folded into one product.
+_SMALL_MAP = 64
+
+
+def _sum_of_products(g: Any, x: Any) -> Any:
+    """sum_n g[n, ...] @ x[n, ...]^T over the sample axis 0 and the last (pixel) axis.
+
+    With large maps, one product per sample ((O, L) by (L, K), L pixels) then a sum. With small
+    maps those products are tiny and mostly overhead, so the samples are folded into the
+    contraction: one product of (O, N*L) by (N*L, K), at the cost of bringing the sample axis
+    next to the pixel axis (``tensordot`` copies).
+    """
+    xp = backend.get_xp()
+    if g.shape[-1] >= _SMALL_MAP:
+        return xp.matmul(g, xp.swapaxes(x, -1, -2)).sum(axis=0)
+    if g.ndim == 3:  # (N, O, L) and (N, K, L)
+        return xp.tensordot(g, x, axes=([0, 2], [0, 2]))
+    # (N, G, O/G, L) and (N, G, K, L): one folded product per group
+    return xp.stack([xp.tensordot(g[:, i], x[:, i], axes=([0, 2], [0, 2]))
+                     for i in range(g.shape[1])])
+
+
 def _pointwise_backward(g3: Any, x3: Any, w: Any, w_shape: tuple[int, ...]) -> tuple[Any, Any]:
     """dX = W^T @ G per sample; dW = sum_n G_n @ X_n^T (BLAS reads the transposes in place).
     ``w`` is None when no dX is needed, ``x3`` None when no dW is."""
     xp = backend.get_xp()
     dx = None if w is None else xp.matmul(w.reshape(w_shape[0], -1).T, g3)
-    dw = None if x3 is None else xp.matmul(g3, xp.swapaxes(x3, 1, 2)).sum(axis=0).reshape(w_shape)
+    dw = None if x3 is None else _sum_of_products(g3, x3).reshape(w_shape)
     return dx, dw
 
 
@@ -317,7 +340,7 @@ def _im2col_backward(
     g4 = g.reshape(n, groups, o // groups, ho * wo)
     dw = None
     if cols is not None:
-        dw = xp.matmul(g4, xp.swapaxes(cols, -1, -2)).sum(axis=0).reshape(w_shape)
+        dw = _sum_of_products(g4, cols).reshape(w_shape)
     dx = None
     if w is not None:
         wg = w.reshape(groups, o // groups, -1)
@@ -325,7 +348,11 @@ def _im2col_backward(
         top, bottom, left, right = pads
         (sh, sw), (dh, dwl) = stride, dilation
         dxp = xp.zeros((n, c, h + top + bottom, wd + left + right), dtype=g.dtype)
-        for s in range(n):  # one sample at a time: its slices stay in cache across offsets
+        # a few samples at a time, as many as keep their slices in cache across the offsets
+        # (with small maps, one sample at a time would be thousands of tiny additions)
+        step = _row_block(n, dxp[0].size)
+        for s0 in range(0, n, step):
+            s = slice(s0, s0 + step)
             for a in range(kh):
                 for b in range(kw):
                     dxp[s, :, a * dh : a * dh + sh * (ho - 1) + 1 : sh,
