@@ -137,3 +137,18 @@ def test_tensors_from_two_real_backends_do_not_mix(restore_backend):
     host = mi.ones(3)
     with pytest.raises(mi.BackendMismatchError):
         host + device
+
+
+def test_keep_freed_memory_applies_once_on_glibc_and_changes_no_result():
+    import platform
+
+    import numpy as np
+
+    from mini_iformer import backend
+
+    applied = backend.keep_freed_memory()
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert applied is True
+    assert backend.keep_freed_memory() is applied  # a second call is a no-op
+    a = np.arange(10**6, dtype=np.float32)
+    assert float((a * 2).sum()) == float(np.float64(a.sum()) * 2)

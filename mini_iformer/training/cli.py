@@ -283,6 +283,7 @@ def run(args: argparse.Namespace) -> int:
     from ..optim import AdamW, WarmupCosine, param_groups_weight_decay
 
     backend.set_backend(args.backend)
+    backend.keep_freed_memory()  # freed activations are reused, not page-faulted in again
     out = Path(args.out)
     img_size = args.img_size or model_config(args.model)["img_size"]
     train_set, test_set, num_classes = _datasets(args, img_size)
