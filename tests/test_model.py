@@ -339,3 +339,37 @@ def test_create_model_loads_our_npz_and_a_pth(tmp_path):
         for path in (npz, pth):
             model = create_model("iformer_cifar", checkpoint=path).eval()
             np.testing.assert_array_equal(model(image).numpy(), expected)
+
+
+def test_float32_stays_float32_through_a_whole_training_step(monkeypatch):
+    """No silent float64: every array an operation produces in a float32 forward and backward
+    of the model (activations, gradients, optimiser state) is float32 (or an integer index)."""
+    from mini_iformer import autograd
+    from mini_iformer.optim import AdamW
+
+    made = []
+    original = autograd.Tensor._make.__func__
+
+    def spy(cls, data, requires_grad=False):
+        t = original(cls, data, requires_grad)
+        made.append(t.data.dtype)
+        return t
+
+    mi.random.manual_seed(0)
+    model = create_model("iformer_cifar_tiny", drop_path_rate=0.1)
+    optimizer = AdamW(model.parameters(), lr=1e-3)
+    x = np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32)
+    monkeypatch.setattr(autograd.Tensor, "_make", classmethod(spy))
+    loss = F.cross_entropy(model(mi.tensor(x)), mi.tensor(np.array([0, 1, 2, 3])),
+                           label_smoothing=0.1)
+    loss.backward()
+    optimizer.step()
+    monkeypatch.undo()
+    floats = {np.dtype(d) for d in made if np.dtype(d).kind == "f"}
+    assert len(made) > 100 and floats == {np.dtype(np.float32)}, floats
+    assert loss.dtype == np.float32
+    for name, p in model.named_parameters():
+        assert p.dtype == np.float32 and p.grad.dtype == np.float32, name
+        for key, value in optimizer.state[p].items():
+            if hasattr(value, "dtype") and np.dtype(value.dtype).kind == "f":
+                assert value.dtype == np.float32, (name, key)
