@@ -322,3 +322,21 @@ def test_weight_gradient_per_sample_and_folded_agree_with_torch(monkeypatch, sma
     ty.backward(torch.tensor(g_out))
     np.testing.assert_allclose(wt.grad.numpy(), tw.grad.numpy(), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(xt.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("pixel_major_max", [0, 10**9])
+@given(data=st.data())
+def test_both_depthwise_layouts_match_the_oracles(monkeypatch, pixel_major_max, data):
+    """Depthwise convolutions use a row-per-plane offset loop on large maps and a
+    pixel-major one on small maps (_PIXEL_MAJOR_MAX); each, forced here, meets the whole
+    specification."""
+    monkeypatch.setattr(conv_module, "_PIXEL_MAJOR_MAX", pixel_major_max)
+    check_case(conv2d_case(data, "depthwise"))
+
+
+def test_the_depthwise_layout_is_chosen_by_output_size():
+    rng = np.random.default_rng(0)
+    for side, pixel_major in ((8, True), (9, False)):
+        x = mi.tensor(rng.standard_normal((2, 3, side, side)), requires_grad=True)
+        y = conv2d(x, mi.tensor(rng.standard_normal((3, 1, 3, 3))), padding=1, groups=3)
+        assert y._ctx.pixel_major is pixel_major

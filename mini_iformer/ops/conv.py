@@ -197,6 +197,7 @@ class _Depthwise:
         self.tail = dw * (kw - 1)
         self.length = self.ho * self.wp  # of one row of the wide output
         self.shifts = [a * dh * self.wp + b * dw for a in range(kh) for b in range(kw)]
+        self.offsets = [(a * dh, b * dw) for a in range(kh) for b in range(kw)]
         self.rows = self.n * self.c
 
 
@@ -284,6 +285,76 @@ def _depthwise_backward(
     if need_w:
         dwr = dwr.reshape(geo.n, geo.c, -1).sum(axis=0).reshape(w_shape)
     return dx, dwr
+
+
+#: Depthwise convolutions whose output has at most this many pixels per channel use the
+#: pixel-major layout below instead of the row-wise offset loop.
+_PIXEL_MAJOR_MAX = 64
+
+
+def _pixel_major(a: Any, n: int, c: int) -> Any:
+    """(N, C, H, W) -> (H, W, N*C), contiguous: one long row of every (sample, channel) per
+    pixel."""
+    h, w = a.shape[2:]
+    return backend.get_xp().ascontiguousarray(a.reshape(n * c, h, w).transpose(1, 2, 0))
+
+
+def _depthwise_pixel_major_forward(x: Any, w: Any, geo: _Depthwise) -> tuple[Any, Any]:
+    """The offset loop in a pixel-major layout, for small maps.
+
+    The row-wise loop (:func:`_depthwise_forward`) works on one (sample, channel) plane per
+    row. With 8x8 maps and smaller, a row is a few dozen numbers, padded and widened to a
+    multiple of that, and each NumPy call does little work. Here the planes are laid out
+    the other way round, (Hp, Wp, N*C): kernel offset (a, b) reads the window
+    xs[a*dh : a*dh + Ho, b*dw : b*dw + Wo, :], whose rows are the long, contiguous N*C axis,
+    and multiplies it by one weight per (sample, channel). That is kh*kw long multiply-adds,
+    with no wasted columns. Returns y (N, C, Ho, Wo) and the padded pixel-major input
+    (kept for the weight gradient).
+    """
+    xp = backend.get_xp()
+    n, c, nc = geo.n, geo.c, geo.rows
+    xs = xp.zeros((geo.hp, geo.wp, nc), dtype=x.dtype)
+    xs[geo.top : geo.top + geo.h, geo.left : geo.left + geo.w] = (
+        x.reshape(nc, geo.h, geo.w).transpose(1, 2, 0))
+    wr = xp.ascontiguousarray(_row_weights(w, n).T)  # (kh*kw, N*C)
+    y = xp.empty((geo.ho, geo.wo, nc), dtype=x.dtype)
+    tmp = xp.empty_like(y)
+    for k, (a, b) in enumerate(geo.offsets):
+        window = xs[a : a + geo.ho, b : b + geo.wo]
+        if k == 0:
+            xp.multiply(window, wr[k], out=y)
+        else:
+            xp.multiply(window, wr[k], out=tmp)
+            y += tmp
+    out = xp.ascontiguousarray(y.reshape(geo.ho * geo.wo, nc).T)
+    return out.reshape(n, c, geo.ho, geo.wo), xs
+
+
+def _depthwise_pixel_major_backward(g: Any, xs: Any, w: Any, w_shape, geo: _Depthwise):
+    """The same, backwards: each offset sends g back to the window it read,
+    dxs[window] += g * w[:, a, b], and dw[:, a, b] sums g * xs[window] over pixels and
+    samples. ``w`` is None when no dx is needed, ``xs`` None when no dw is."""
+    xp = backend.get_xp()
+    n, c, nc = geo.n, geo.c, geo.rows
+    gs = _pixel_major(g, n, c)  # (Ho, Wo, N*C)
+    dx = dw = None
+    if w is not None:
+        wr = xp.ascontiguousarray(_row_weights(w, n).T)
+        dxs = xp.zeros((geo.hp, geo.wp, nc), dtype=g.dtype)
+        tmp = xp.empty_like(gs)
+        for k, (a, b) in enumerate(geo.offsets):
+            xp.multiply(gs, wr[k], out=tmp)
+            dxs[a : a + geo.ho, b : b + geo.wo] += tmp
+        inner = dxs[geo.top : geo.top + geo.h, geo.left : geo.left + geo.w]
+        dx = xp.ascontiguousarray(inner.reshape(geo.h * geo.w, nc).T).reshape(geo.n, geo.c,
+                                                                               geo.h, geo.w)
+    if xs is not None:
+        flat = gs.reshape(-1, nc)
+        per = xp.stack([xp.einsum("pk,pk->k", flat,
+                                  xs[a : a + geo.ho, b : b + geo.wo].reshape(-1, nc))
+                        for a, b in geo.offsets])  # (kh*kw, N*C)
+        dw = per.reshape(-1, n, c).sum(axis=1).T.reshape(w_shape)
+    return dx, dw
 
 
 def _window_view(xpad: Any, kernel, stride, dilation, groups) -> Any:
@@ -641,8 +712,10 @@ class Conv2d(Function):
             y = _pointwise_forward(x, w)
             self.x3 = x.reshape(x.shape[0], x.shape[1], -1) if need_w else None
         elif self.path == "depthwise":
-            self.geo = _Depthwise(x.shape, w.shape[2:], pads, dilation)
-            y, xpf = _depthwise_forward(x, w, self.geo)
+            self.geo = geo = _Depthwise(x.shape, w.shape[2:], pads, dilation)
+            self.pixel_major = geo.ho * geo.wo <= _PIXEL_MAJOR_MAX
+            forward = _depthwise_pixel_major_forward if self.pixel_major else _depthwise_forward
+            y, xpf = forward(x, w, geo)
             self.xpf = xpf if need_w else None
         else:
             self.params = (pads, stride, dilation, groups)
@@ -687,7 +760,9 @@ class Conv2d(Function):
             dx, dw = _pointwise_backward(g.reshape(n, -1, h * wd), self.x3, self.w, self.w_shape)
             dx = None if dx is None else dx.reshape(self.x_shape)
         elif self.path == "depthwise":
-            dx, dw = _depthwise_backward(g, self.xpf, self.w, self.w_shape, self.geo)
+            backward = (_depthwise_pixel_major_backward if self.pixel_major
+                        else _depthwise_backward)
+            dx, dw = backward(g, self.xpf, self.w, self.w_shape, self.geo)
         else:
             dx, dw = _im2col_backward(
                 g, self.cols, self.w, self.w_shape, self.x_shape, *self.params
