@@ -10,16 +10,17 @@ Rows (float32, the same weights and inputs for both frameworks):
   smoothing, backward, AdamW) and inference (forward in evaluation mode, no graph);
 * iformer_cifar, 32x32, batch 128: the same two.
 
-Each (framework, row) runs in a fresh Python process, so that its memory figure is its own:
-the process builds the model, allocates the inputs, reads its resident memory, then runs
-``--warmup`` untimed and ``--repeats`` timed iterations. Reported: the median time per
-iteration, images/s, the peak resident memory *added* by the iterations (the process's peak
-RSS minus its RSS before the first one), and GFLOP/s from the model's multiply-add count
-(2 FLOPs per multiply-add; a training step counted as 3 forward passes). The machine's
+Each measurement runs in a fresh Python process, so that its memory figure is its own: the
+process builds the model, allocates the inputs, reads its resident memory, then runs
+``--warmup`` untimed and ``--repeats`` timed iterations. Each row takes ``--rounds`` such
+processes per framework, alternating ours and PyTorch's, so that a change in the machine's
+load during the run reaches both. Reported: the median time per iteration over all rounds,
+images/s, the largest peak resident memory *added* by the iterations (the process's peak RSS
+minus its RSS before the first one), and GFLOP/s from the model's multiply-add count (2 FLOPs
+per multiply-add; a training step counted as 3 forward passes). The machine's
 single-precision matrix-product rate, measured with each framework's own BLAS, puts those
-GFLOP/s in proportion. Processes of the two frameworks alternate row by row, so the ratios
-(ours / PyTorch) compare them under the same machine load; on a shared machine compare the
-ratios, not the absolute times.
+GFLOP/s in proportion. On a shared machine compare the ratios (ours / PyTorch), not the
+absolute times.
 
 The profile runs one more training step of ours under :mod:`mini_iformer.profiler` and splits
 its time by op family (1x1 convolutions, depthwise, other convolutions, pooling, attention,
@@ -211,16 +212,29 @@ def _run_worker(args: list[str]) -> dict[str, Any]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def _merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One framework's rounds as one result: every timed iteration, the largest peak."""
+    merged = dict(rounds[0])
+    merged["times"] = [t for r in rounds for t in r["times"]]
+    merged["peak_added_mib"] = max(r["peak_added_mib"] for r in rounds)
+    return merged
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", default="", help="run rows whose name contains this text")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=3, help="timed iterations per process")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="processes per framework and row, alternating between the frameworks")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--no-profile", action="store_true")
     p.add_argument("--out", type=Path, default=HERE / "model_cpu.json")
     p.add_argument("--worker", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
+    if args.worker == ["matmul"]:
+        print(json.dumps(matmul_gflops()))
+        return 0
     if args.worker:
         framework, name, side, batch, train, warmup, repeats, weights, profile = args.worker
         common = (name, int(side), int(batch), train == "1", int(warmup), int(repeats), weights)
@@ -238,9 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     import mini_iformer as mi
     from mini_iformer.models import create_model
 
-    peak = matmul_gflops()
-    print(f"{platform.machine()}, {os.cpu_count()} cores, float32; median of {args.repeats} "
-          f"after {args.warmup} warm-up; matmul peak: NumPy {peak['numpy']:.0f} GFLOP/s, "
+    # Measured in a child too: this process never imports PyTorch, whose loaded libraries
+    # were seen to change the memory figures of the processes started after it.
+    peak = _run_worker(["matmul"])
+    print(f"{platform.machine()}, {os.cpu_count()} cores, float32; median of {args.rounds} rounds "
+          f"x {args.repeats} iterations, each process after {args.warmup} warm-up; matmul peak: "
+          f"NumPy {peak['numpy']:.0f} GFLOP/s, "
           f"PyTorch {peak['torch']:.0f} GFLOP/s")
     header = (f"{'row':<26} {'batch':>5} {'ours ms':>9} {'torch ms':>9} {'ratio':>6} "
               f"{'ours img/s':>10} {'torch img/s':>11} {'ours GF/s':>9} {'torch GF/s':>10} "
@@ -258,9 +275,14 @@ def main(argv: list[str] | None = None) -> int:
                 np.savez(weights, **state)
             common = [name, str(side), str(batch), "1" if train else "0", str(args.warmup),
                       str(args.repeats), str(weights)]
-            profile = "0" if args.no_profile else "1"
-            ours = _run_worker(["ours", *common, profile])
-            theirs = _run_worker(["torch", *common, "0"])
+            # alternate the frameworks, one process each per round, so that a change in the
+            # machine's load during the run reaches both sides
+            rounds_ours, rounds_torch = [], []
+            for r in range(args.rounds):
+                profile = "1" if r == 0 and not args.no_profile else "0"
+                rounds_ours.append(_run_worker(["ours", *common, profile]))
+                rounds_torch.append(_run_worker(["torch", *common, "0"]))
+            ours, theirs = _merge(rounds_ours), _merge(rounds_torch)
             flops = 2 * forward_macs(name, side) * batch * (3 if train else 1)
             entry = {"row": row, "model": name, "image": side, "batch": batch}
             for label, r in (("ours", ours), ("torch", theirs)):
@@ -289,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps({
         "machine": platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
         "numpy": np.__version__, "torch": __import__("torch").__version__,
-        "matmul_gflops": peak, "repeats": args.repeats, "warmup": args.warmup, "rows": results,
+        "matmul_gflops": peak, "rounds": args.rounds, "repeats": args.repeats,
+        "warmup": args.warmup, "rows": results,
     }, indent=1) + "\n")
     print(f"\nwrote {args.out}")
     return 0
