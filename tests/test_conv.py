@@ -340,3 +340,20 @@ def test_the_depthwise_layout_is_chosen_by_output_size():
         x = mi.tensor(rng.standard_normal((2, 3, side, side)), requires_grad=True)
         y = conv2d(x, mi.tensor(rng.standard_normal((3, 1, 3, 3))), padding=1, groups=3)
         assert y._ctx.pixel_major is pixel_major
+
+
+@pytest.mark.parametrize("elements", [1, 200, 10**9])
+def test_col2im_in_chunks_of_samples_gives_the_same_input_gradient(monkeypatch, elements):
+    """col2im adds into a few samples at a time (_COL2IM_ELEMENTS): one sample, a few, or all
+    at once give PyTorch's input gradient."""
+    monkeypatch.setattr(conv_module, "_COL2IM_ELEMENTS", elements)
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((5, 3, 7, 6)), rng.standard_normal((4, 3, 3, 2))
+    xt = mi.tensor(x, requires_grad=True)
+    y = conv2d(xt, mi.tensor(w), stride=(2, 1), padding=1)
+    g = rng.standard_normal(y.shape)
+    y.backward(g)
+    tx = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.conv2d(tx, torch.tensor(w), stride=(2, 1), padding=1).backward(
+        torch.tensor(g))
+    np.testing.assert_allclose(xt.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-10)

@@ -47,6 +47,10 @@ from .shape import reshape
 
 __all__ = ["conv2d"]
 
+#: col2im adds into about this many elements of the input gradient at a time (measured best
+#: on iFormer's stem and patch embeddings: larger than an L2 cache, the slices are strided).
+_COL2IM_ELEMENTS = 1 << 18
+
 #: Depthwise blocks hold about this many elements per buffer (256 KiB in float32), so that
 #: the few arrays one block touches stay in the CPU's L2 cache across the kernel offsets.
 _BLOCK_ELEMENTS = 1 << 16
@@ -421,7 +425,7 @@ def _im2col_backward(
         dxp = xp.zeros((n, c, h + top + bottom, wd + left + right), dtype=g.dtype)
         # a few samples at a time, as many as keep their slices in cache across the offsets
         # (with small maps, one sample at a time would be thousands of tiny additions)
-        step = _row_block(n, dxp[0].size)
+        step = n if backend.get_backend() != "numpy" else max(1, _COL2IM_ELEMENTS // dxp[0].size)
         for s0 in range(0, n, step):
             s = slice(s0, s0 + step)
             for a in range(kh):
