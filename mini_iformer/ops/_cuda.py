@@ -15,7 +15,8 @@ Every kernel here follows one convention, so that one launcher serves them all:
 * one thread per *output* element, visited with a grid-stride loop (``GRID_STRIDE_LOOP``),
   so that a thread only ever writes its own outputs: no atomics, no races, and a result that
   does not depend on the launch configuration or on the order threads run in (backward passes
-  *gather* what reaches an input instead of scattering into it);
+  *gather* what reaches an input instead of scattering into it, finding the outputs that read
+  it with ``gather_index``);
 * Python ints are passed as ``index_t``, Python floats as ``T``, arrays as pointers to their
   (C-contiguous) data.
 
@@ -44,6 +45,15 @@ typedef long long index_t;
 #define GRID_STRIDE_LOOP(i, n) \
     for (index_t i = (index_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
          i += (index_t)blockDim.x * gridDim.x)
+
+// For a gathering backward pass: the output index r whose window, read with this stride,
+// starts at offset s (s = r * stride), or -1 when there is none (s negative, not a multiple
+// of the stride, or r past the n outputs).
+__device__ __forceinline__ index_t gather_index(index_t s, index_t stride, index_t n) {
+    if (s < 0 || s % stride) return -1;
+    s /= stride;
+    return s < n ? s : -1;
+}
 """
 
 _C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}

@@ -485,15 +485,11 @@ extern "C" __global__ void depthwise_backward_input(
         const T* ws = w + (t % C) * KH * KW;
         T acc = 0;
         for (index_t a = 0; a < KH; ++a) {
-            index_t rs = p + top - a * dh;
-            if (rs < 0 || rs % sh) continue;
-            index_t r = rs / sh;
-            if (r >= Ho) continue;
+            index_t r = gather_index(p + top - a * dh, sh, Ho);
+            if (r < 0) continue;
             for (index_t b = 0; b < KW; ++b) {
-                index_t js = q + left - b * dw;
-                if (js < 0 || js % sw) continue;
-                index_t j = js / sw;
-                if (j < Wo) acc += gs[r * Wo + j] * ws[a * KW + b];
+                index_t j = gather_index(q + left - b * dw, sw, Wo);
+                if (j >= 0) acc += gs[r * Wo + j] * ws[a * KW + b];
             }
         }
         dx[i] = acc;
@@ -556,15 +552,11 @@ extern "C" __global__ void col2im(
         const T* cs = dcols + t * KH * KW * Ho * Wo;
         T acc = 0;
         for (index_t a = 0; a < KH; ++a) {
-            index_t rs = p + top - a * dh;
-            if (rs < 0 || rs % sh) continue;
-            index_t r = rs / sh;
-            if (r >= Ho) continue;
+            index_t r = gather_index(p + top - a * dh, sh, Ho);
+            if (r < 0) continue;
             for (index_t b = 0; b < KW; ++b) {
-                index_t js = q + left - b * dw;
-                if (js < 0 || js % sw) continue;
-                index_t j = js / sw;
-                if (j < Wo) acc += cs[((a * KW + b) * Ho + r) * Wo + j];
+                index_t j = gather_index(q + left - b * dw, sw, Wo);
+                if (j >= 0) acc += cs[((a * KW + b) * Ho + r) * Wo + j];
             }
         }
         dx[i] = acc;

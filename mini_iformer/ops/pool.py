@@ -310,15 +310,11 @@ extern "C" __global__ void max_pool_backward(
         index_t me = p * W + q, base = t * Ho * Wo;
         T acc = 0;
         for (index_t a = 0; a < KH; ++a) {
-            index_t rs = p + ph - a * dh;
-            if (rs < 0 || rs % sh) continue;
-            index_t r = rs / sh;
-            if (r >= Ho) continue;
+            index_t r = gather_index(p + ph - a * dh, sh, Ho);
+            if (r < 0) continue;
             for (index_t b = 0; b < KW; ++b) {
-                index_t js = q + pw - b * dw;
-                if (js < 0 || js % sw) continue;
-                index_t j = js / sw;
-                if (j < Wo && arg[base + r * Wo + j] == me) acc += g[base + r * Wo + j];
+                index_t j = gather_index(q + pw - b * dw, sw, Wo);
+                if (j >= 0 && arg[base + r * Wo + j] == me) acc += g[base + r * Wo + j];
             }
         }
         dx[i] = acc;
