@@ -79,7 +79,7 @@ def _peak_rss_mib() -> float:
 
 
 # -- one measurement, in its own process -------------------------------------------------------
-def _inputs(model_name: str, side: int, batch: int, classes: int):
+def _inputs(side: int, batch: int, classes: int):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 3, side, side)).astype(np.float32)
     y = rng.integers(0, classes, batch)
@@ -95,7 +95,7 @@ def worker_ours(name, side, batch, train, warmup, repeats, weights, profile):
     mi.backend.keep_freed_memory()  # as train_cifar.py does
     model = create_model(name)
     model.load_state_dict(dict(np.load(weights)))
-    x, y = _inputs(name, side, batch, model.num_classes)
+    x, y = _inputs(side, batch, model.num_classes)
     xt, yt = mi.tensor(x), mi.tensor(y)
     optimizer = AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
     timings: dict[str, float] = {}
@@ -146,7 +146,7 @@ def worker_torch(name, side, batch, train, warmup, repeats, weights):
     torch.manual_seed(0)
     model = torch_model(name)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in np.load(weights).items()})
-    x, y = _inputs(name, side, batch, model.num_classes)
+    x, y = _inputs(side, batch, model.num_classes)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
 

@@ -263,11 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _images(args: argparse.Namespace, size: int) -> tuple[np.ndarray, int]:
-    from .validate import _dataset
+    from .validate import evaluation_dataset
 
     ns = argparse.Namespace(dataset=args.dataset, data_dir=args.data_dir,
                             no_verify=args.no_verify, crop_pct=0.9, imagenet_classes=False)
-    ds, classes = _dataset(ns, size)
+    ds, classes = evaluation_dataset(ns, size)
     n = min(args.images, len(ds))
     rng = np.random.default_rng(0)
     return np.stack([ds.get(i, rng)[0] for i in range(n)]).astype(np.float32), classes

@@ -52,7 +52,9 @@ class _EvalTransform:
         return imagenet.eval_transform(image, self.size, self.crop_pct)
 
 
-def _dataset(args: argparse.Namespace, size: int) -> tuple[Any, int]:
+def evaluation_dataset(args: argparse.Namespace, size: int) -> tuple[Any, int]:
+    """The labelled evaluation images ``args`` name (dataset, data_dir, no_verify, crop_pct,
+    imagenet_classes) at ``size``, and the number of classes."""
     from . import data
     from .data import transforms as T
 
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         backend.set_backend(args.backend)
         size = args.img_size or model_config(args.model)["img_size"]
-        ds, num_classes = _dataset(args, size)
+        ds, num_classes = evaluation_dataset(args, size)
         model = create_model(args.model, num_classes=num_classes, checkpoint=args.checkpoint)
         loader = data.DataLoader(ds, args.batch_size, num_workers=args.workers)
         result = evaluate(model, loader, num_classes)

@@ -19,6 +19,8 @@ the same weights, bit for bit, as a run never interrupted.
 from __future__ import annotations
 
 import math
+import queue
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
@@ -112,9 +114,6 @@ class DeviceBatches:
                 self.position = self.loader.state_dict()["position"]
                 yield batch
             return
-        import queue
-        import threading
-
         cupy = backend.module_of("cupy")
         handoff: queue.Queue = queue.Queue(maxsize=self.depth)
         stop = threading.Event()
