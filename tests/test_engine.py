@@ -1,6 +1,7 @@
 """The training loop in-process: reading results back every step or every few steps gives the
-same run, a non-finite loss is reported at the step where it happened, and the GPU feed keeps
-the loader position a checkpoint needs. (``test_training.py`` drives the command line.)"""
+same run, a non-finite loss or gradient is reported at the step where it happened, and the GPU
+feed keeps the loader position a checkpoint needs. (``test_training.py`` drives the command
+line.)"""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import pytest
 
 import mini_iformer as mi
 from mini_iformer import nn
+from mini_iformer.autograd import Function
 from mini_iformer.data import DataLoader
 from mini_iformer.optim import AdamW
+from mini_iformer.training.engine import _gradient_flag
 from mini_iformer.training import (
-    DeviceBatches, NonFiniteLossError, RunState, topk_correct, train_steps,
+    DeviceBatches, NonFiniteGradientError, NonFiniteLossError, RunState, topk_correct,
+    train_steps,
 )
 
 CLASSES = 3
@@ -27,6 +31,30 @@ class _Net(nn.Module):
         return self.fc(x.reshape((x.shape[0], -1)))
 
 
+class _PoisonedBackward(Function):
+    """The identity, except that its backward returns ``value`` everywhere in a batch whose
+    first input value is exactly ``MARK``: a finite loss with non-finite gradients."""
+
+    name = "poisoned_backward"
+    MARK = 0.5
+
+    def forward(self, logits, x, value):
+        self.poisoned, self.value = bool(x.reshape(-1)[0] == self.MARK), value
+        return logits
+
+    def backward(self, g):
+        return (g * self.value if self.poisoned else g), None
+
+
+class _PoisonNet(_Net):
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+
+    def forward(self, x):
+        return _PoisonedBackward.apply(super().forward(x), x, value=self.value)
+
+
 class _Constant:
     """A constant schedule with the interface train_steps steps."""
 
@@ -34,20 +62,22 @@ class _Constant:
         pass
 
 
-def _batches(n=7, batch=5, seed=0, nan_at=None):
+def _batches(n=7, batch=5, seed=0, nan_at=None, mark_at=None):
     rng = np.random.default_rng(seed)
     out = []
     for b in range(n):
         x = rng.standard_normal((batch, 2, 2, 2)).astype(np.float32)
         if b == nan_at:
             x[0, 0, 0, 0] = np.nan
+        if b == mark_at:
+            x[0, 0, 0, 0] = _PoisonedBackward.MARK
         out.append((x, rng.integers(0, CLASSES, batch)))
     return out
 
 
-def _run(batches, sync_every, after=None):
+def _run(batches, sync_every, after=None, net_type=_Net, *net_args):
     mi.random.manual_seed(0)
-    net = _Net()
+    net = net_type(*net_args)
     opt = AdamW(net.parameters(), lr=0.05)
     state = RunState()
     calls = []
@@ -126,6 +156,47 @@ def test_a_non_finite_loss_read_back_late_names_the_step_where_it_happened():
     with pytest.raises(NonFiniteLossError,
                        match=r"the loss is nan at epoch 1, step 5 \(found 1 steps later\)"):
         _run(_batches(nan_at=4), 3)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in matmul:RuntimeWarning")
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_gradient_is_caught_before_the_update_naming_the_parameters(value):
+    mi.random.manual_seed(0)
+    net = _PoisonNet(value)
+    opt = AdamW(net.parameters(), lr=0.05)
+    before = {}
+
+    def remember(s, loss):
+        before.update({k: v.numpy().copy() for k, v in net.state_dict().items()})
+        return False
+
+    with pytest.raises(NonFiniteGradientError,
+                       match=r"^the gradient of fc\.weight, fc\.bias is not finite \(the loss "
+                             r"is [0-9.]+\) at epoch 1, step 4$"):
+        train_steps(net, _batches(mark_at=3), opt, _Constant(), RunState(), after_step=remember)
+    for k, v in net.state_dict().items():  # step 4 changed nothing
+        np.testing.assert_array_equal(v.numpy(), before[k], err_msg=k)
+    assert np.isfinite(opt.state_dict()["state"][0]["exp_avg"]).all()
+
+
+def test_a_non_finite_gradient_read_back_late_names_the_step_where_it_happened():
+    with pytest.raises(NonFiniteGradientError,
+                       match=r"a gradient is not finite \(the loss is [0-9.]+\) at epoch 1, "
+                             r"step 4 \(found 2 steps later\)"):
+        _run(_batches(mark_at=3), 3, None, _PoisonNet, np.nan)
+
+
+def test_large_finite_gradients_are_not_taken_for_non_finite_ones():
+    net, state, _, finished = _run(_batches(mark_at=3), 1, None, _PoisonNet, 1e18)
+    assert finished and state.global_step == 7
+    # gradients whose plain sum overflows float32 are still finite
+    p = mi.tensor(np.zeros(3, np.float32), requires_grad=True)
+    p.grad = mi.tensor(np.full(3, 3e38, np.float32))
+    with np.errstate(over="ignore"):
+        assert np.isinf(p.grad.numpy().sum())
+    assert float(_gradient_flag([p])) == 0.0
+    p.grad = mi.tensor(np.array([3e38, np.inf, 1], np.float32))
+    assert np.isnan(float(_gradient_flag([p])))
 
 
 def test_sync_every_must_be_a_positive_int():

@@ -2,9 +2,11 @@
 ``train_cifar.py`` command line (:mod:`.cli`)."""
 
 from .engine import (
-    DeviceBatches, NonFiniteLossError, RunState, evaluate, topk_correct, train_steps,
+    DeviceBatches, NonFiniteGradientError, NonFiniteLossError, RunState, evaluate, topk_correct,
+    train_steps,
 )
 from .state import load_training_state, pack, save_training_state, unpack
 
-__all__ = ["DeviceBatches", "NonFiniteLossError", "RunState", "evaluate", "topk_correct", "train_steps",
-           "load_training_state", "save_training_state", "pack", "unpack"]
+__all__ = ["DeviceBatches", "NonFiniteGradientError", "NonFiniteLossError", "RunState", "evaluate",
+           "topk_correct", "train_steps", "load_training_state", "save_training_state", "pack",
+           "unpack"]

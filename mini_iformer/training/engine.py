@@ -33,12 +33,18 @@ from ..autograd import Tensor, no_grad
 from ..nn import Module
 
 __all__ = [
-    "RunState", "NonFiniteLossError", "DeviceBatches", "train_steps", "evaluate", "topk_correct",
+    "RunState", "NonFiniteLossError", "NonFiniteGradientError", "DeviceBatches", "train_steps",
+    "evaluate", "topk_correct",
 ]
 
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the message names the epoch and step."""
+
+
+class NonFiniteGradientError(NonFiniteLossError):
+    """The loss was finite but a gradient was NaN or infinite; the message names the epoch,
+    the step and (when the check runs before the update) the first parameters concerned."""
 
 
 @dataclass
@@ -75,6 +81,28 @@ def topk_correct(logits: np.ndarray, labels: np.ndarray, ks: Iterable[int]) -> l
 
 def _to_device(a: Any) -> Any:
     return backend.asarray(a)
+
+
+def _gradient_flag(parameters: list[Any]) -> Any:
+    """A 0-d array on the gradients' device: 0 when every gradient is finite, NaN otherwise.
+
+    ``sum(g * 0)`` is 0 for any finite ``g`` however large (a plain sum of large finite
+    gradients could overflow to inf and raise a false alarm), and NaN as soon as one element
+    is NaN or infinite. Two passes over the gradients: about 0.5% of a step. The value stays
+    on the device, so on a GPU it is read back with the loss, not in every step.
+    """
+    xp = backend.get_xp()
+    with np.errstate(invalid="ignore"):  # inf * 0 is the NaN we look for, not a warning
+        parts = [xp.sum(p.grad.data * 0) for p in parameters if p.grad is not None]
+    return xp.sum(xp.stack(parts)) if parts else xp.zeros(())
+
+
+def _bad_gradients(model: Module) -> str:
+    """The names of the first parameters whose gradient is not finite."""
+    xp = backend.get_xp()
+    bad = [name for name, p in model.named_parameters()
+           if p.grad is not None and not bool(xp.isfinite(p.grad.data).all())]
+    return ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
 
 
 class DeviceBatches:
@@ -192,6 +220,10 @@ def train_steps(
     occurred (the model has moved on since; a checkpoint saved from ``after_step`` is always
     from before it).
 
+    Gradients are checked the same way: a finite loss with a NaN or infinite gradient raises
+    :class:`NonFiniteGradientError` (a kind of :class:`NonFiniteLossError`) before that
+    update with ``sync_every`` 1, naming the parameters, or at the next read-back otherwise.
+
     ``after_step(state, loss)`` runs at each of those points (after every step when
     ``sync_every`` is 1) with ``state`` up to date and the last step's loss; if it returns
     True training stops early (e.g. to save and exit on Ctrl-C) and this returns False.
@@ -201,21 +233,26 @@ def train_steps(
     if isinstance(sync_every, bool) or not isinstance(sync_every, int) or sync_every < 1:
         raise ValueError(f"train_steps: sync_every must be a positive int, got {sync_every!r}")
     model.train()
-    pending: list[tuple[int, Any, Any, int]] = []  # (step, loss, correct or None, images)
+    params = [p for p in model.parameters() if p.requires_grad]
+    # (step, loss, gradient flag, correct or None, images)
+    pending: list[tuple[int, Any, Any, Any, int]] = []
 
     def settle() -> float:
         """Read the pending steps' results back; add them to ``state``; check the losses."""
         xp = backend.get_xp()
-        losses = backend.to_numpy(xp.stack([p[1] for p in pending]))
-        counts = [p[2] for p in pending if p[2] is not None]
+        losses, flags = backend.to_numpy(xp.stack([xp.stack(p[1:3]) for p in pending])).T
+        counts = [p[3] for p in pending if p[3] is not None]
         correct = backend.to_numpy(xp.stack(counts)) if counts else []
-        for (step, _, _, n), value in zip(pending, losses.tolist()):
+        for (step, *_, n), value, flag in zip(pending, losses.tolist(), flags.tolist()):
+            ahead = state.global_step - step
+            later = f" (found {ahead} steps later)" if ahead else ""
             if not math.isfinite(value):
-                ahead = state.global_step - step
                 raise NonFiniteLossError(
-                    f"the loss is {value} at epoch {state.epoch + 1}, step {step}"
-                    + (f" (found {ahead} steps later)" if ahead else "")
-                )
+                    f"the loss is {value} at epoch {state.epoch + 1}, step {step}{later}")
+            if not math.isfinite(flag):
+                raise NonFiniteGradientError(
+                    f"a gradient is not finite (the loss is {value}) at epoch "
+                    f"{state.epoch + 1}, step {step}{later}")
             state.loss_sum += value * n
             state.seen += n
         state.correct += int(sum(int(c) for c in correct))
@@ -236,15 +273,21 @@ def train_steps(
                 )
         optimizer.zero_grad()
         loss.backward()
+        flag = _gradient_flag(params)
+        if sync_every == 1 and not math.isfinite(float(flag)):
+            raise NonFiniteGradientError(
+                f"the gradient of {_bad_gradients(model)} is not finite (the loss is {value}) "
+                f"at epoch {state.epoch + 1}, step {state.global_step + 1}")
         if clip_grad:
-            clip_grad_norm_(model.parameters(), clip_grad)
+            clip_grad_norm_(params, clip_grad)  # leaves non-finite gradients as they are
         optimizer.step()
         schedule.step()
         state.global_step += 1
         correct = None
         if not soft:  # the first largest logit, as topk_correct breaks ties
             correct = (backend.get_xp().argmax(logits.data, axis=1) == y).sum()
-        pending.append((state.global_step, loss.data.reshape(()), correct, int(y.shape[0])))
+        pending.append((state.global_step, loss.data.reshape(()), flag.astype(loss.data.dtype),
+                        correct, int(y.shape[0])))
         synced = state.global_step % sync_every == 0
         if synced:
             value = settle()
