@@ -2,8 +2,11 @@
 
 * A few epochs of the tiny configuration learn (the loss goes down) and leave the promised
   files: last/best checkpoints, metrics.csv, curves.png, config.json.
-* A run killed at a random point (SIGKILL, several seeds) or stopped with Ctrl-C and then
-  resumed ends with exactly the weights and metrics of a run never interrupted.
+* A run killed at a random point (SIGKILL, several moments), killed in the middle of writing a
+  checkpoint (SIGKILL sent from inside the write, at seeded points: between two arrays, with
+  the temporary complete but not yet renamed, just after the rename), or stopped with Ctrl-C
+  or SIGTERM, always leaves a loadable last checkpoint, and once resumed ends with exactly the
+  weights and metrics of a run never interrupted; no temporary file is left behind.
 * A non-finite loss stops the run naming the step and keeps the last good checkpoint.
 * Command-line mistakes exit with code 2 and one line, no traceback.
 """
@@ -90,6 +93,12 @@ def _uninterrupted(cifar_dir: Path, tmp_path: Path, epochs: str) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def whole_3(cifar_dir, tmp_path_factory) -> Path:
+    """A 3-epoch run never interrupted (shared by the tests that compare against it)."""
+    return _uninterrupted(cifar_dir, tmp_path_factory.mktemp("whole3"), "3")
+
+
 def _run(cifar_dir: Path, out: Path, *extra: str) -> subprocess.Popen:
     """Start train_cifar.py in a subprocess; its stderr goes to ``out``.stderr."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -126,8 +135,9 @@ def _assert_same_run(a: Path, b: Path) -> None:
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.7, 1.9])
-def test_a_killed_run_resumes_to_the_same_weights_and_metrics(cifar_dir, tmp_path, delay):
-    whole = _uninterrupted(cifar_dir, tmp_path, "3")
+def test_a_killed_run_resumes_to_the_same_weights_and_metrics(cifar_dir, whole_3, tmp_path,
+                                                             delay):
+    whole = whole_3
     out = tmp_path / "killed"
     proc = _run(cifar_dir, out, "--epochs", "3", "--save-every", "3")
     _kill_after_checkpoint(proc, out / "last.npz", delay, signal.SIGKILL)
@@ -138,15 +148,79 @@ def test_a_killed_run_resumes_to_the_same_weights_and_metrics(cifar_dir, tmp_pat
     _assert_same_run(whole, out)
 
 
-def test_ctrl_c_saves_and_exits_cleanly_then_resumes_exactly(cifar_dir, tmp_path):
-    whole = _uninterrupted(cifar_dir, tmp_path, "2")
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_and_sigterm_save_and_exit_cleanly_then_resume_exactly(cifar_dir, whole_3, tmp_path,
+                                                                      sig, code):
     out = tmp_path / "stopped"
-    proc = _run(cifar_dir, out, "--epochs", "2", "--save-every", "3")
-    stderr = _kill_after_checkpoint(proc, out / "last.npz", 0.3, signal.SIGINT)
-    assert proc.returncode == 130, stderr
+    proc = _run(cifar_dir, out, "--epochs", "3", "--save-every", "3")
+    stderr = _kill_after_checkpoint(proc, out / "last.npz", 0.3, sig)
+    assert proc.returncode == code, stderr
     assert "Traceback" not in stderr and "--resume" in stderr
-    assert cli.main(_args(cifar_dir, out, "--epochs", "2", "--save-every", "3", "--resume")) == 0
-    _assert_same_run(whole, out)
+    assert cli.main(_args(cifar_dir, out, "--epochs", "3", "--save-every", "3", "--resume")) == 0
+    _assert_same_run(whole_3, out)
+
+
+# Runs train_cifar.py's main with checkpoint writing instrumented to SIGKILL the process at one
+# point of the n-th save: before its k-th array ("array": the temporary is half written),
+# after the temporary is complete and flushed but before the rename ("rename"), or just after
+# the rename ("renamed").
+_KILL_DURING_SAVE = r"""
+import os, signal, sys
+import numpy as np
+from mini_iformer import checkpoint
+from mini_iformer.training import cli
+
+save_no, stage, k = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+count = {"save": 0, "array": 0}
+real_save, real_write, real_replace = checkpoint.save, np.lib.format.write_array, os.replace
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def save(entries, path):
+    count["save"] += 1
+    count["array"] = 0
+    return real_save(entries, path)
+
+def write_array(*args, **kwargs):
+    count["array"] += 1
+    if count["save"] == save_no and stage == "array" and count["array"] == k:
+        die()
+    return real_write(*args, **kwargs)
+
+def replace(src, dst):
+    target = count["save"] == save_no and str(src).endswith(".tmp") and ".npz." in str(src)
+    if target and stage == "rename":
+        die()
+    real_replace(src, dst)
+    if target and stage == "renamed":
+        die()
+
+checkpoint.save, np.lib.format.write_array, os.replace = save, write_array, replace
+sys.exit(cli.main(sys.argv[4:]))
+"""
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_run_killed_while_writing_a_checkpoint_resumes_exactly(cifar_dir, whole_3, tmp_path,
+                                                                 seed):
+    rng = np.random.default_rng(seed)
+    stage = ["array", "rename", "renamed"][seed % 3]
+    save_no, k = int(rng.integers(2, 12)), int(rng.integers(1, 40))
+    out = tmp_path / "killed"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_DURING_SAVE, str(save_no), stage, str(k),
+         *_args(cifar_dir, out, "--epochs", "3", "--save-every", "3")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    leftovers = list(out.glob(".*.tmp"))
+    assert bool(leftovers) == (stage != "renamed"), leftovers  # it did die inside the write
+    _, saved = load_training_state(out / "last.npz")  # the previous or the new file, whole
+    assert 0 < saved["run"]["global_step"] < 30
+    assert cli.main(_args(cifar_dir, out, "--epochs", "3", "--save-every", "3", "--resume")) == 0
+    _assert_same_run(whole_3, out)
+    assert not list(out.glob(".*.tmp"))  # the resumed run removed the killed run's temporary
 
 
 def test_a_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(

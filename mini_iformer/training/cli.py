@@ -13,6 +13,7 @@ steps, at each epoch end and on Ctrl-C), ``best.npz`` (the same, at the best tes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -181,6 +182,23 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+#: The files a run writes in its --out folder (each through a temporary beside it).
+RUN_FILES = ("last.npz", "best.npz", "config.json", "metrics.csv", "curves.png")
+
+
+def _remove_stale_temporaries(out: Path) -> list[Path]:
+    """Delete the temporaries a killed run left behind in ``out`` (SIGKILL or a power cut
+    while a file was being written: its previous version is intact, the temporary is
+    garbage). Only names this module creates are touched: ``.<run file>.<random>.tmp``."""
+    removed = []
+    for name in RUN_FILES:
+        for tmp in out.glob(f".{name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
 METRIC_FIELDS = ["epoch", "train_loss", "train_acc1", "test_loss", "test_acc1", "test_acc5", "lr",
                  "epoch_seconds", "images_per_second", "gpu_memory_mib"]
 
@@ -338,6 +356,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         loader.set_epoch(0)
     out.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out)
     config = {k: v for k, v in vars(args).items()}
     _write_atomic(out / "config.json", json.dumps(config, indent=2).encode())
 
