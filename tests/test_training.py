@@ -13,7 +13,9 @@
 
 from __future__ import annotations
 
+import copy
 import csv
+import io
 import os
 import signal
 import subprocess
@@ -26,7 +28,7 @@ import pytest
 
 import mini_iformer as mi
 from mini_iformer.data.datasets import write_cifar_batches
-from mini_iformer.training import cli, load_training_state
+from mini_iformer.training import cli, load_training_state, save_training_state
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -294,3 +296,92 @@ def test_resuming_with_other_options_is_refused_by_name(cifar_dir, tmp_path, cap
                           "--resume")) == 2
     err = capsys.readouterr().err
     assert "--epochs 1 (now 2)" in err and "--seed 0 (now 3)" in err and "Traceback" not in err
+
+
+# -- damaged training states ------------------------------------------------------------------
+_ODD_VALUES = [None, "x", -1, 0, 1.5, -2.5, True, [], {}, [1, "a"], {"a": 1}, 10**12, float("nan")]
+
+
+def _paths(tree: object, path: tuple = ()) -> list[tuple]:
+    """Every path to a value in a nested dict/list tree (the root excluded)."""
+    found = []
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) \
+        if isinstance(tree, list) else []
+    for key, value in items:
+        found.append((*path, key))
+        found.extend(_paths(value, (*path, key)))
+    return found
+
+
+def _mutated(tree: dict, path: tuple, action: str, value: object) -> dict:
+    tree = copy.deepcopy(tree)
+    node = tree
+    for key in path[:-1]:
+        node = node[key]
+    if action == "delete":
+        del node[path[-1]]
+    elif action == "reshape" and isinstance(node[path[-1]], np.ndarray):
+        node[path[-1]] = np.zeros(node[path[-1]].size + 1, node[path[-1]].dtype)
+    else:
+        node[path[-1]] = value
+    return tree
+
+
+@pytest.fixture(scope="module")
+def resumable(cifar_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("resumable") / "run"
+    assert cli.main(_args(cifar_dir, out, "--epochs", "2", "--save-every", "4")) == 0
+    return out / "last.npz"
+
+
+def test_damaged_training_states_resume_or_exit_2_naming_the_file(cifar_dir, resumable,
+                                                                   tmp_path_factory):
+    """Valid files whose training state is wrong in one place (a key gone, a value of another
+    type or sign, an array of another shape): --resume either continues or exits with code 2
+    and one line naming the file; never a traceback."""
+    from unittest import mock
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+
+    weights, saved = load_training_state(resumable)
+    paths = _paths(saved)
+    examples = max(20, settings.default.max_examples // 4)
+
+    class Resumed(Exception):
+        pass
+
+    @settings(max_examples=examples)
+    @given(path=st.sampled_from(paths), action=st.sampled_from(["delete", "set", "reshape"]),
+           value=st.sampled_from(_ODD_VALUES))
+    def check(path, action, value):
+        folder = tmp_path_factory.mktemp("damaged")
+        damaged = folder / "damaged.npz"
+        save_training_state(damaged, weights, _mutated(saved, path, action, value))
+        argv = _args(cifar_dir, folder / "out", "--epochs", "2", "--save-every", "4",
+                     "--resume", str(damaged))
+        err = io.StringIO()
+        with mock.patch.object(cli, "_train_epoch", side_effect=Resumed), \
+                mock.patch.object(sys, "stderr", err):
+            try:
+                code = cli.main(argv)
+            except Resumed:
+                code = 0
+        if code != 0:
+            lines = err.getvalue().strip().splitlines()
+            assert code == 2 and len(lines) == 1, err.getvalue()
+            assert lines[0].startswith("error: ") and str(damaged) in lines[0], lines[0]
+
+    check()
+
+
+def test_a_run_counter_of_the_wrong_type_is_named_with_the_file(cifar_dir, resumable, tmp_path, capsys):
+    weights, saved = load_training_state(resumable)
+    save_training_state(tmp_path / "bad.npz", weights,
+                        _mutated(saved, ("run", "global_step"), "set", "7"))
+    assert cli.main(_args(cifar_dir, tmp_path / "o", "--epochs", "2", "--save-every", "4",
+                          "--resume", str(tmp_path / "bad.npz"))) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: --resume: {tmp_path / 'bad.npz'} cannot be resumed: RunState: "
+                   "global_step must be a non-negative int, got '7'\n")

@@ -295,6 +295,42 @@ def _check_same_run(path: Path, saved: dict[str, Any], now: dict[str, Any]) -> N
                          "the same options, or start a new run in another --out folder")
 
 
+def resume(path: Path, options: dict[str, Any], model: Any, optimizer: Any, schedule: Any,
+           loader: Any) -> RunState:
+    """Restore a run from the training checkpoint at ``path``; its :class:`RunState`.
+
+    Everything in the file is checked by the object that takes it; whatever is wrong (a
+    damaged file, a checkpoint of another run, a state that does not fit) is raised as one
+    :class:`UsageError` naming the file and the reason.
+    """
+    if not path.is_file():
+        raise UsageError(f"--resume: no checkpoint at {path}")
+    weights, saved = load_training_state(path)
+    try:
+        if not isinstance(saved, dict):
+            raise ValueError("its training state is not a dict")
+        missing = [k for k in ("config", "optimizer", "schedule", "loader", "random", "run")
+                   if k not in saved]
+        if missing:
+            raise ValueError(f"its training state lacks {', '.join(missing)}")
+        if not isinstance(saved["config"], dict):
+            raise ValueError("its config is not a dict")
+        _check_same_run(path, saved["config"], options)
+        model.load_state_dict(weights)
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        loader.load_state_dict(saved["loader"])
+        random.set_state(saved["random"])
+        return RunState.from_dict(saved["run"])
+    except UsageError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        reason = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+        first, *rest = [line.strip() for line in reason.splitlines() if line.strip()] or [""]
+        one_line = first + (" " + "; ".join(rest) if rest else "")
+        raise UsageError(f"--resume: {path} cannot be resumed: {one_line}") from exc
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import data
     from ..data import transforms as T
@@ -341,16 +377,7 @@ def run(args: argparse.Namespace) -> int:
     last = out / "last.npz"
     if args.resume is not None:
         path = Path(args.resume) if args.resume else last
-        if not path.is_file():
-            raise UsageError(f"--resume: no checkpoint at {path}")
-        weights, saved = load_training_state(path)
-        _check_same_run(path, saved.get("config", {}), vars(args))
-        model.load_state_dict(weights)
-        optimizer.load_state_dict(saved["optimizer"])
-        schedule.load_state_dict(saved["schedule"])
-        loader.load_state_dict(saved["loader"])
-        random.set_state(saved["random"])
-        state = RunState.from_dict(saved["run"])
+        state = resume(path, vars(args), model, optimizer, schedule, loader)
         print(f"resuming {path}: epoch {state.epoch + 1}, step {state.global_step}",
               file=sys.stderr)
     else:

@@ -68,6 +68,26 @@ class RunState:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunState:
+        """The state saved by :meth:`to_dict`; a ``ValueError`` naming the first field of the
+        wrong type or sign (counters are non-negative ints, sums are numbers, history is a
+        list of dicts)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"RunState: expected a dict, got {type(d).__name__}")
+        for name, value in d.items():
+            if name not in cls.__dataclass_fields__:
+                continue
+            if name in ("epoch", "global_step", "correct", "seen"):
+                ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+                kind = "a non-negative int"
+            elif name == "history":
+                ok = isinstance(value, list) and all(isinstance(r, dict) for r in value)
+                kind = "a list of dicts"
+            else:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
+                    and math.isfinite(value)
+                kind = "a finite number"
+            if not ok:
+                raise ValueError(f"RunState: {name} must be {kind}, got {value!r}")
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
