@@ -20,6 +20,15 @@ Rules (the same as PyTorch's):
   through the same graph raises ``RuntimeError`` unless the first used ``retain_graph=True``.
 * **no_grad**: inside ``with no_grad():`` (or a function decorated with ``@no_grad()``)
   nothing is recorded and results do not require gradients.
+* **No in-place operations, no version counters.** Tensors have no in-place operators:
+  ``t += 1`` makes a new tensor and rebinds the name, so the graph keeps the old values and
+  stays correct. Writing into ``t.data`` (what optimisers do, under ``no_grad``, after
+  backward) is outside the engine: nothing records it, and a backward through a graph that
+  saved that array *silently* uses the new values. Change ``.data`` only between a backward
+  and the next forward, or change a copy.
+* **Backends.** Every input of an operation, and the ``grad`` given to ``backward``, must
+  live on one backend; otherwise :class:`~mini_iformer.backend.BackendMismatchError` (a
+  ``TypeError``) names both.
 
 dtype rules: tensors made from Python numbers or lists are float32 (``int64``/``bool`` for
 integer and boolean data); tensors made from arrays keep the array's dtype. Operations follow
@@ -132,6 +141,26 @@ def _shape_str(x: Any) -> str:
     return str(tuple(shape)) if shape is not None else type(x).__name__
 
 
+def _with_context(exc: Exception, message: str) -> Exception:
+    """An exception of ``exc``'s type carrying ``message``.
+
+    Some library exceptions cannot be built from a message alone (NumPy's
+    ``_UFuncOutputCastingError`` needs five arguments); for those, the nearest of
+    ``TypeError``, ``ValueError`` and ``IndexError`` that ``exc`` is an instance of is used,
+    so ``except TypeError`` still catches it and the message is never lost.
+    """
+    try:
+        new = type(exc)(message)
+        if str(new) == message:
+            return new
+    except Exception:  # noqa: BLE001 - any constructor that does not take one message
+        pass
+    for base in (TypeError, ValueError, IndexError):
+        if isinstance(exc, base):
+            return base(message)
+    return RuntimeError(message)
+
+
 #: When set (by :mod:`mini_iformer.profiler`), called as ``_profiler(fn, "forward" or
 #: "backward", seconds)`` around every operation's forward and backward.
 _profiler: Callable[[Any, str, float], None] | None = None
@@ -197,7 +226,7 @@ class Function:
                 _profiler(fn, "forward", time.perf_counter() - start)
         except (ValueError, IndexError, TypeError) as exc:
             shapes = ", ".join(_shape_str(a) for a in arrays)
-            raise type(exc)(f"{cls.name}: {exc} (input shapes: {shapes})") from None
+            raise _with_context(exc, f"{cls.name}: {exc} (input shapes: {shapes})") from None
         requires_grad = any(fn.needs_input_grad)
         result = Tensor._make(out, requires_grad)
         if requires_grad:
@@ -255,8 +284,8 @@ class Tensor:
         self._ctx: Function | None = None
         self._retains_grad = False
         self.requires_grad = False
-        if requires_grad:
-            self.requires_grad_(True)
+        if requires_grad is not False:
+            self.requires_grad_(requires_grad)
 
     @classmethod
     def _make(cls, data: Any, requires_grad: bool = False) -> Tensor:
@@ -352,16 +381,26 @@ class Tensor:
 
     # -- graph --------------------------------------------------------------------------------
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        """Set ``requires_grad`` in place on a leaf tensor; returns ``self``."""
+        """Set ``requires_grad`` in place on a leaf tensor; returns ``self``.
+
+        Raises ``TypeError`` for a ``requires_grad`` that is not a bool and for an integer or
+        boolean tensor (only floating-point and complex tensors have gradients).
+        """
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise TypeError(
+                f"requires_grad must be True or False, got {type(requires_grad).__name__} "
+                f"{requires_grad!r}"
+            )
         if requires_grad and self.dtype.kind not in "fc":
             raise TypeError(
-                f"only floating-point tensors can require gradients (this one is {self.dtype})"
+                f"only floating-point tensors can require gradients (this one is {self.dtype}); "
+                "convert first, e.g. tensor(data, dtype='float32', requires_grad=True)"
             )
         if not requires_grad and self._ctx is not None:
             raise RuntimeError(
                 "requires_grad_(False) on a non-leaf tensor; use .detach() to cut it out"
             )
-        self.requires_grad = requires_grad
+        self.requires_grad = bool(requires_grad)
         return self
 
     def detach(self) -> Tensor:
@@ -382,12 +421,27 @@ class Tensor:
         ``grad`` is the gradient of some final scalar with respect to this tensor; it may be
         omitted only when this tensor holds a single element (then it is 1). Gradients are
         *added* to the ``.grad`` of leaves. The graph is freed afterwards unless
-        ``retain_graph=True``.
+        ``retain_graph=True``; a second backward through a freed graph raises
+        ``RuntimeError`` naming ``retain_graph``.
+
+        What ``grad`` may be: a Tensor or an array (of this tensor's backend) with exactly this
+        tensor's shape and a floating-point dtype, cast to this tensor's dtype (a float64
+        ``grad`` for a float32 tensor is rounded to float32); or Python numbers / nested lists,
+        read in this tensor's dtype. Anything else raises before any gradient is computed:
+        ``ValueError`` for a wrong shape, ``TypeError`` for an integer, boolean, complex (for a
+        real tensor) or non-numeric ``grad`` and for a ``retain_graph`` that is not a bool,
+        :class:`~mini_iformer.backend.BackendMismatchError` for an array of another backend,
+        ``RuntimeError`` when this tensor does not require grad.
         """
         if not self.requires_grad:
             raise RuntimeError(
                 "backward() on a tensor that does not require grad: no input of the "
                 "computation had requires_grad=True, or it ran inside no_grad()"
+            )
+        if not isinstance(retain_graph, (bool, np.bool_)):
+            raise TypeError(
+                f"backward(): retain_graph must be True or False, got "
+                f"{type(retain_graph).__name__} {retain_graph!r}"
             )
         if grad is None:
             if self.size != 1:
@@ -398,16 +452,45 @@ class Tensor:
                 )
             seed = backend.get_xp().ones_like(self.data)
         else:
-            seed = grad.data if isinstance(grad, Tensor) else backend.asarray(grad)
-            backend.common_backend([self.data, seed], "backward")
-            if tuple(seed.shape) != self.shape:
-                raise ValueError(
-                    f"backward(): grad has shape {tuple(seed.shape)} but the tensor has "
-                    f"shape {self.shape}"
-                )
-            if seed.dtype != self.dtype:
-                seed = seed.astype(self.dtype)
+            seed = self._seed_from(grad)
         _run_backward(self, seed, retain_graph)
+
+    def _seed_from(self, grad: Any) -> Any:
+        """``backward``'s ``grad`` argument checked and made an array of this tensor's dtype."""
+        if isinstance(grad, (bool, np.bool_)):
+            raise TypeError(
+                f"backward(): grad={grad!r} is not a gradient; backward's first argument is the "
+                "gradient of the output (pass retain_graph= by keyword)"
+            )
+        if isinstance(grad, Tensor) or backend.is_array(grad):
+            seed = grad.data if isinstance(grad, Tensor) else grad
+            backend.common_backend([self.data, seed], "backward")
+            allowed = "fc" if self.dtype.kind == "c" else "f"
+            if seed.dtype.kind not in allowed:
+                raise TypeError(
+                    f"backward(): grad must have a floating-point dtype like the tensor "
+                    f"({self.dtype}), got {seed.dtype}; convert it, e.g. grad.astype"
+                    f"('{self.dtype}')"
+                )
+        else:
+            try:
+                host = np.asarray(grad)
+                if host.dtype.kind not in "iuf" + ("c" if self.dtype.kind == "c" else ""):
+                    raise TypeError(f"dtype {host.dtype}")
+                seed = backend.asarray(host, self.dtype)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(
+                    f"backward(): grad must be a Tensor, an array or numbers of shape "
+                    f"{self.shape}, got {type(grad).__name__} ({exc})"
+                ) from None
+        if tuple(seed.shape) != self.shape:
+            raise ValueError(
+                f"backward(): grad has shape {tuple(seed.shape)} but the tensor has "
+                f"shape {self.shape}; the gradient must have exactly the tensor's shape"
+            )
+        if seed.dtype != self.dtype:
+            seed = seed.astype(self.dtype)
+        return seed
 
     # Operator overloads and methods (``__add__``, ``sum``, ``reshape``, ...) are attached by
     # ``mini_iformer.ops`` next to the operations themselves.

@@ -1,6 +1,7 @@
 """A small demonstration of the engine: a two-layer network learns the two-spirals problem.
 
-Run it with ``python -m mini_iformer.demo``. Everything here is the library's public API:
+Run it with ``python -m mini_iformer.demo``; invalid options exit with status 2 and argparse's
+usage message, without a traceback. Everything here is the library's public API:
 tensors, operators, ``backward()``, ``no_grad()`` for the update, and a finite-difference
 check of one gradient at the end.
 """
@@ -41,7 +42,8 @@ def cross_entropy(logits: mi.Tensor, onehot: mi.Tensor) -> mi.Tensor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m mini_iformer.demo",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1500, help="training steps (default 1500)")
     parser.add_argument("--hidden", type=int, default=32, help="hidden units per layer (default 32)")
     parser.add_argument("--lr", type=float, default=0.5, help="learning rate (default 0.5)")
@@ -49,8 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=mi.backend.BACKENDS, default=None,
                         help="array backend (default: numpy, or MINI_IFORMER_BACKEND)")
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.hidden < 1 or not args.lr > 0:
-        parser.error("--steps and --hidden must be positive and --lr greater than 0")
+    if args.steps < 1 or args.hidden < 1 or not 0 < args.lr < float("inf"):
+        parser.error(f"--steps and --hidden must be positive and --lr a finite number greater "
+                     f"than 0, got --steps {args.steps} --hidden {args.hidden} --lr {args.lr}")
+    if args.seed < 0:
+        parser.error(f"--seed must be at least 0, got {args.seed}")
     if args.backend:
         try:
             mi.set_backend(args.backend)

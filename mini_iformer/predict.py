@@ -12,8 +12,8 @@ For each image this prints its path, then the ``--top-k`` most probable classes:
       ...
 
 Mistakes in the arguments or the inputs (a missing or unreadable image, an unknown model, a
-checkpoint that does not load) are reported on one ``error: ...`` line on stderr, with exit
-status 2.
+checkpoint that does not load, an ``--img-size`` the model cannot take) are reported on one
+``error: ...`` line on stderr, with exit status 2, and no traceback.
 """
 
 from __future__ import annotations
@@ -192,6 +192,13 @@ def _run(args: argparse.Namespace) -> None:
     _check_images(args.images)
     model = _build_model(args.model, args.checkpoint)
     size = args.img_size or int(getattr(model, "default_img_size", None) or 224)
+    check_size = getattr(model, "check_image_size", None)
+    if check_size is not None:  # refuse a size the network cannot take before any image loads
+        try:
+            check_size(size, size)
+        except ValueError as exc:
+            raise UsageError(f"--img-size {size} does not fit {args.model}: "
+                             f"{_message(exc)}") from None
     crop_pct = args.crop_pct or float(getattr(model, "default_crop_pct", None) or 0.9)
     names = imagenet.class_names()
     blocks_printed = 0

@@ -9,11 +9,16 @@ Folders of class sub-folders (``--dataset folder``, the default) use the authors
 transform: short side to size/crop_pct (248 for 224) with bicubic resampling, centre crop,
 ImageNet mean/std. ``--imagenet-classes`` maps sub-folders named by WordNet id (n01440764,
 ...) to ImageNet-1k indices, so a 1000-class head is scored on a subset of ImageNet.
+
+Mistakes in the arguments (a batch size below 1, an unknown model, a missing or damaged
+checkpoint, a checkpoint for another model, missing data, an ``--img-size`` the model cannot
+take) are reported on one ``error: ...`` line on stderr, with exit status 2, and no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,13 +26,26 @@ from typing import Any
 from . import backend, imagenet
 from .checkpoint import CheckpointError
 from .models import create_model, list_models, model_config
+from .predict import UsageError, _crop_fraction, _message, _Parser, _positive_int
 
 __all__ = ["main"]
 
 
+def _non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m mini_iformer.validate",
-                                description="Acc@1 and Acc@5 of a checkpoint on a dataset.")
+    """The command-line parser; its errors raise :class:`UsageError` instead of exiting."""
+    p = _Parser(prog="python -m mini_iformer.validate",
+                description="Acc@1 and Acc@5 of a checkpoint on a dataset.")
     p.add_argument("--model", required=True, choices=list_models())
     p.add_argument("--checkpoint", required=True, help="our .npz, a training checkpoint or a .pth")
     p.add_argument("--data-dir", required=True,
@@ -35,10 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="folder", choices=["folder", "cifar10", "cifar100"])
     p.add_argument("--imagenet-classes", action="store_true",
                    help="class folders are WordNet ids scored against a 1000-class head")
-    p.add_argument("--img-size", type=int, default=None)
-    p.add_argument("--crop-pct", type=float, default=0.9)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--img-size", type=_positive_int, default=None,
+                   help="input resolution for --dataset folder (default: the model's)")
+    p.add_argument("--crop-pct", type=_crop_fraction, default=0.9)
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--workers", type=_non_negative_int, default=2)
     p.add_argument("--no-verify", action="store_true", help="skip the CIFAR checksum check")
     p.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
     return p
@@ -76,27 +95,54 @@ def evaluation_dataset(args: argparse.Namespace, size: int) -> tuple[Any, int]:
     return ds, len(ds.classes)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _check_arguments(args: argparse.Namespace) -> None:
+    """The checks that need no data and no model: fail before anything slow starts."""
+    if not os.path.exists(args.checkpoint):
+        raise UsageError(f"no such checkpoint file: {args.checkpoint!r}")
+    if not os.path.isfile(args.checkpoint):
+        raise UsageError(f"not a file: {args.checkpoint!r} (--checkpoint names a weights file)")
+    if args.img_size is not None and args.dataset != "folder":
+        raise UsageError(f"--img-size applies to --dataset folder only ({args.dataset} images "
+                         "are 32x32)")
+
+
+def _run(args: argparse.Namespace) -> tuple[dict[str, float], int]:
+    """Evaluate as ``args`` say: (the metrics, the number of images)."""
     from . import data
     from .training.engine import evaluate
 
-    if args.batch_size < 1 or not 0 < args.crop_pct <= 1:
-        print("error: --batch-size must be positive and --crop-pct in (0, 1]", file=sys.stderr)
-        return 2
+    _check_arguments(args)
+    backend.set_backend(args.backend)
+    size = args.img_size or model_config(args.model)["img_size"]
+    ds, num_classes = evaluation_dataset(args, size)
+    model = create_model(args.model, num_classes=num_classes, checkpoint=args.checkpoint)
+    if args.dataset == "folder":
+        try:
+            model.check_image_size(size, size)
+        except ValueError as exc:
+            raise UsageError(f"--img-size {size} does not fit {args.model}: "
+                             f"{_message(exc)}") from None
+    loader = data.DataLoader(ds, args.batch_size, num_workers=args.workers)
+    return evaluate(model, loader, num_classes), len(ds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command with ``argv`` (default: ``sys.argv[1:]``); return the exit status:
+    0, or 2 after one ``error: ...`` line on stderr for a user error."""
+    from . import data
+
+    previous_backend = backend.get_backend()
     try:
-        backend.set_backend(args.backend)
-        size = args.img_size or model_config(args.model)["img_size"]
-        ds, num_classes = evaluation_dataset(args, size)
-        model = create_model(args.model, num_classes=num_classes, checkpoint=args.checkpoint)
-        loader = data.DataLoader(ds, args.batch_size, num_workers=args.workers)
-        result = evaluate(model, loader, num_classes)
-    except (CheckpointError, data.DatasetError, backend.BackendUnavailableError,
-            ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        args = build_parser().parse_args(argv)
+        result, images = _run(args)
+    except (UsageError, CheckpointError, data.DatasetError, backend.BackendUnavailableError,
+            ValueError, OSError) as exc:
+        print(f"error: {_message(exc)}", file=sys.stderr)
         return 2
+    finally:
+        backend.set_backend(previous_backend)
     print(f" * Acc@1 {result['acc1']:.3f} Acc@5 {result['acc5']:.3f} "
-          f"(loss {result['loss']:.4f}, {len(ds)} images, {args.model}, {args.checkpoint})")
+          f"(loss {result['loss']:.4f}, {images} images, {args.model}, {args.checkpoint})")
     return 0
 
 

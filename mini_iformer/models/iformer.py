@@ -30,6 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .. import backend
 from .. import functional as F
 from .. import nn, random
 from ..autograd import Tensor
@@ -342,23 +343,55 @@ class InceptionTransformer(nn.Module):
             sizes.append((h, w))
         return sizes
 
-    def _check_input(self, x: Tensor) -> None:
-        shape = tuple(x.shape)
-        expected = f"(B, {self.in_chans}, H, W)"
-        if len(shape) != 4 or shape[1] != self.in_chans:
-            raise ValueError(f"{type(self).__name__}: expected images of shape {expected}, got "
-                             f"shape {shape}")
-        if x.dtype.kind != "f":
-            raise TypeError(f"{type(self).__name__}: expected floating-point images, got dtype "
-                            f"{x.dtype} (convert with .astype('float32') and normalise)")
-        for i, ((h, w), pool) in enumerate(zip(self.stage_sizes(*shape[2:]), self.pool_sizes), 1):
+    def check_image_size(self, height: int, width: int) -> None:
+        """Raise ``ValueError`` unless images of ``height`` x ``width`` pixels fit the network.
+
+        Any size works whose token map in every stage is non-empty and divisible by that
+        stage's pooling (2x2 in stages 1-2 of the released models): for iformer_small any
+        multiple of 16 (224, 256, 384, 240x320), for iformer_cifar any multiple of 8. The position
+        embeddings are resized bilinearly to the stage's map, so the size need not be the one
+        the model was made for, nor square.
+        """
+        name = type(self).__name__
+        if height < 1 or width < 1:
+            raise ValueError(f"{name}: images must have at least one pixel, got {height}x{width}")
+        for i, ((h, w), pool) in enumerate(zip(self.stage_sizes(height, width), self.pool_sizes),
+                                           1):
             if h % pool or w % pool or h < pool or w < pool:
-                step = math.prod(self.stem_strides) * 2 ** (i - 1) * pool
+                step = max((math.prod(self.stem_strides) * 2 ** j * p
+                            for j, p in enumerate(self.pool_sizes) if p > 1), default=1)
                 raise ValueError(
-                    f"{type(self).__name__}: an input of {shape[2]}x{shape[3]} gives stage {i} a "
+                    f"{name}: an input of {height}x{width} gives stage {i} a "
                     f"{h}x{w} token map, which its {pool}x{pool} pooling cannot divide; use "
                     f"heights and widths that are multiples of {step} (e.g. {self.img_size[0]})"
                 )
+
+    def _check_input(self, x: Tensor) -> None:
+        """Refuse, before any computation, what the network cannot take (a few attribute
+        reads): a shape other than (B, in_chans, H, W) with B >= 1, a non-floating dtype, an
+        image size :meth:`check_image_size` refuses, and images on another backend than the
+        parameters."""
+        name = type(self).__name__
+        shape = tuple(x.shape)
+        expected = f"(B, {self.in_chans}, H, W)"
+        if len(shape) != 4 or shape[1] != self.in_chans:
+            raise ValueError(f"{name}: expected images of shape {expected}, got shape {shape}"
+                             + (" (add the batch axis: x[None])" if len(shape) == 3
+                                and shape[0] == self.in_chans else ""))
+        if shape[0] == 0:
+            raise ValueError(f"{name}: expected images of shape {expected} with B >= 1, got an "
+                             f"empty batch of shape {shape}")
+        if x.dtype.kind != "f":
+            raise TypeError(f"{name}: expected floating-point images, got dtype "
+                            f"{x.dtype} (convert with .astype('float32') and normalise)")
+        self.check_image_size(shape[2], shape[3])
+        where, ours = x.backend, self.pos_embed1.backend
+        if where != ours:
+            raise backend.BackendMismatchError(
+                f"{name}: the images are on the {where} backend but the model's parameters are "
+                f"on {ours}; create the images after set_backend({ours!r}), or build the model "
+                f"after set_backend({where!r})"
+            )
 
     def _pos_embed(self, x: Tensor, i: int) -> Tensor:
         """Add stage ``i``'s position embedding, resized bilinearly if the map differs."""
@@ -370,9 +403,21 @@ class InceptionTransformer(nn.Module):
 
     # -- forward ------------------------------------------------------------------------------
     def forward_features(self, x: Any) -> Tensor:
-        """Channel-last tokens after the final norm, (B, H/32, W/32, C) for the released models."""
-        x = x if isinstance(x, Tensor) else Tensor(x)
+        """Channel-last tokens after the final norm, (B, H/32, W/32, C) for the released models.
+
+        Takes what :meth:`forward` takes and refuses what it refuses.
+        """
+        if not isinstance(x, Tensor):
+            try:
+                x = Tensor(x)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"{type(self).__name__}: expected images as a Tensor or an array "
+                                f"of shape (B, {self.in_chans}, H, W), got "
+                                f"{type(x).__name__} ({exc})") from None
         self._check_input(x)
+        pos = self.pos_embed1
+        if x.dtype.itemsize < pos.dtype.itemsize:  # float16 images: cast up, exactly
+            x = x.astype(pos.dtype)
         x = self.patch_embed(x)
         for i in range(1, 5):
             if i > 1:
@@ -382,7 +427,19 @@ class InceptionTransformer(nn.Module):
         return self.norm(x)
 
     def forward(self, x: Any) -> Tensor:
-        """Logits (B, num_classes) for images (B, in_chans, H, W)."""
+        """Logits (B, num_classes) for images (B, in_chans, H, W).
+
+        ``x`` is a Tensor, or anything :func:`mini_iformer.tensor` takes (a NumPy array keeps
+        its dtype and is moved to the current backend; nested lists become float32). Images
+        of a floating dtype narrower than the parameters' (float16 for a float32 model) are
+        cast up to the parameters' dtype, which is exact; wider ones (float64 images for a
+        float32 model) follow the promotion rules, so the whole forward runs in float64.
+        Refused before any computation, with the expected and the given shape or dtype:
+        ``ValueError`` for another rank or channel count, an empty batch or an image size
+        the network cannot take (see :meth:`check_image_size`); ``TypeError`` for integer,
+        boolean or complex images; :class:`~mini_iformer.backend.BackendMismatchError` (a
+        ``TypeError``) for images on another backend than the parameters.
+        """
         return self.head(self.forward_features(x).mean(axis=(1, 2)))
 
     def block_splits(self) -> list[tuple[int, int, int, int]]:

@@ -35,6 +35,22 @@ def _pair(value: Any) -> tuple[int, int]:
     return (value, value) if isinstance(value, numbers.Integral) else tuple(value)  # type: ignore
 
 
+def _check_input(x: Any, layer: str, empty_ok: bool = True) -> None:
+    """Refuse a non-floating input (and, unless ``empty_ok``, one with no elements) with an
+    error naming the layer, the dtype or the shape; two attribute reads, no computation.
+
+    Without it, an integer input to Linear would be promoted silently to float64, one to
+    LayerNorm would fail deep inside NumPy, and an empty batch would fail in a reshape.
+    """
+    dtype = getattr(x, "dtype", None)
+    if dtype is not None and np.dtype(dtype).kind != "f":
+        raise TypeError(f"{layer}: expected a floating-point input, got dtype {dtype} "
+                        "(convert with .astype('float32'))")
+    if not empty_ok and getattr(x, "size", 1) == 0:
+        raise ValueError(f"{layer}: got an empty input of shape {tuple(x.shape)}; every axis "
+                         "must have at least one element")
+
+
 def _empty(*shape: int) -> Parameter:
     return Parameter(np.zeros(shape, dtype=float32))
 
@@ -61,6 +77,7 @@ class Linear(Module):
         init.default_uniform_(self.weight, self.bias)
 
     def forward(self, x: Any) -> Tensor:
+        _check_input(x, "Linear")
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
@@ -89,6 +106,7 @@ class Conv2d(Module):
         init.default_uniform_(self.weight, self.bias)
 
     def forward(self, x: Any) -> Tensor:
+        _check_input(x, "Conv2d", empty_ok=False)
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
                         self.groups)
 
@@ -121,6 +139,7 @@ class LayerNorm(Module):
             self.register_parameter("bias", None)
 
     def forward(self, x: Any) -> Tensor:
+        _check_input(x, "LayerNorm")
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
@@ -157,6 +176,7 @@ class BatchNorm2d(Module):
                 f"BatchNorm2d: expected input of shape (N, {self.num_features}, H, W), got "
                 f"shape {shape}"
             )
+        _check_input(x, "BatchNorm2d", empty_ok=False)
         if self.training:
             self.num_batches_tracked.data += 1
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,

@@ -291,16 +291,31 @@ class Module:
         """Copy values from ``state_dict`` (tensors or arrays, e.g. from
         :func:`mini_iformer.checkpoint.load`) into this module's parameters and buffers.
 
-        Every problem is found before anything is changed: missing keys, unexpected keys (both
-        only with ``strict``), shape mismatches and non-numeric values are reported together in
-        one ``ValueError`` naming each key, and the module is left exactly as it was. Values are
-        converted to each parameter's dtype and backend.
+        All or nothing: every value is checked and converted before any is stored, so after a
+        failed load the module is exactly as it was (the same arrays, the same values). The
+        problems are reported together in one ``ValueError`` naming each key:
+
+        * missing keys and unexpected keys (only with ``strict``; with ``strict=False`` they
+          are returned as :class:`IncompatibleKeys` and the matching keys are loaded), with a
+          hint when no key matches because all differ by one prefix (e.g. ``module.``);
+        * a shape that differs from the model's, as ``key: shape (a, b) in the state dict,
+          (c, d) in the model`` (also with ``strict=False``);
+        * a value that is not an array of real numbers (a string, a complex array, an object),
+          and a non-integral or non-finite float for an integer buffer (``num_batches_tracked``).
+
+        Lists of more than :data:`_MAX_LISTED` keys are cut short, saying how many more there
+        are. Values are converted to each parameter's dtype (float64 into float32 rounds) and
+        to the backend the parameter lives on, and copied (the module never shares memory
+        with ``state_dict``). Parameters keep their identity, so an optimiser holding them
+        stays valid.
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(
                 f"load_state_dict: expected a mapping of names to arrays, got "
                 f"{type(state_dict).__name__}"
             )
+        if not isinstance(strict, (bool, np.bool_)):
+            raise TypeError(f"load_state_dict: strict must be True or False, got {strict!r}")
         entries = {key: (owner, name, t) for key, owner, name, t in self._state_entries()}
         missing = [k for k in entries if k not in state_dict]
         unexpected = [k for k in state_dict if k not in entries]
@@ -312,26 +327,38 @@ class Module:
             try:
                 value = _as_array(state_dict[key])
             except Exception as exc:  # noqa: BLE001 - any unconvertible object is reported
-                problems.append(f"{key}: not an array ({type(state_dict[key]).__name__}: {exc})")
+                problems.append(f"{key}: not an array ({type(state_dict[key]).__name__}: "
+                                f"{' '.join(str(exc).split())})")
                 continue
-            if tuple(value.shape) != t.shape:
+            if value.dtype.kind not in "biuf":
+                problems.append(f"{key}: dtype {value.dtype} is not a real numeric type "
+                                f"(the model holds {t.dtype})")
+            elif tuple(value.shape) != t.shape:
                 problems.append(f"{key}: shape {tuple(value.shape)} in the state dict, "
                                 f"{t.shape} in the model")
-            elif value.dtype.kind not in "biuf":
-                problems.append(f"{key}: dtype {value.dtype} is not numeric")
+            elif t.dtype.kind in "iu" and value.dtype.kind == "f" and not _whole(value):
+                problems.append(f"{key}: non-integral or non-finite values for the {t.dtype} "
+                                "buffer")
             else:
                 new_values.append((t, value))
+        if len(problems) > _MAX_LISTED:
+            problems[_MAX_LISTED:] = [f"... and {len(problems) - _MAX_LISTED} more keys with "
+                                      "a wrong shape or value"]
         if strict and (missing or unexpected):
-            problems[:0] = ([f"missing keys: {', '.join(missing)}"] if missing else []) + (
-                [f"unexpected keys: {', '.join(unexpected)}"] if unexpected else [])
+            hint = _prefix_hint(missing, unexpected) if len(missing) == len(entries) else None
+            problems[:0] = ([f"missing keys: {_listing(missing)}"] if missing else []) + (
+                [f"unexpected keys: {_listing(unexpected)}"] if unexpected else []) + (
+                [hint] if hint else [])
         if problems:
             raise ValueError(
                 f"load_state_dict into {type(self).__name__} failed, nothing was changed:\n  "
                 + "\n  ".join(problems)
             )
-        for t, value in new_values:
-            t.data = backend.asarray(value, t.dtype).copy().reshape(t.shape)
-        return IncompatibleKeys(missing, unexpected)
+        # Convert everything first: a conversion that fails must leave the module untouched.
+        converted = [(t, _converted_like(value, t)) for t, value in new_values]
+        for t, array in converted:
+            t.data = array
+        return IncompatibleKeys(missing, [str(k) for k in unexpected])
 
     # -- printing -----------------------------------------------------------------------------
     def extra_repr(self) -> str:
@@ -347,6 +374,56 @@ class Module:
         if not lines:
             return head + ")"
         return head + "\n  " + "\n  ".join(lines) + "\n)"
+
+
+#: How many keys an error message of :meth:`Module.load_state_dict` lists per kind.
+_MAX_LISTED = 20
+
+
+def _listing(keys: list[Any]) -> str:
+    """``keys`` comma-separated, cut after :data:`_MAX_LISTED` with the number left out."""
+    text = ", ".join(str(k) for k in keys[:_MAX_LISTED])
+    if len(keys) > _MAX_LISTED:
+        text += f" (and {len(keys) - _MAX_LISTED} more; {len(keys)} in all)"
+    return text
+
+
+def _prefix_hint(missing: list[str], unexpected: list[Any]) -> str | None:
+    """A hint when no key matches because the state dict's keys are all the model's with one
+    prefix added (``module.`` from DataParallel) or removed."""
+    if not missing or len(missing) != len(unexpected):
+        return None
+    extra = [str(k) for k in unexpected]
+    for longer, shorter, verb in ((extra, missing, "remove"), (missing, extra, "add")):
+        first = shorter[0]
+        match = next((k for k in longer if k.endswith("." + first)), None)
+        if match is None:
+            continue
+        prefix = match[: len(match) - len(first)]
+        if sorted(longer) != sorted(prefix + k for k in shorter):
+            continue
+        if verb == "remove":
+            return (f"hint: every key of the state dict is the model's with the prefix "
+                    f"{prefix!r} added; load {{k.removeprefix({prefix!r}): v for k, v in "
+                    "state.items()}")
+        return (f"hint: every key of the model is the state dict's with the prefix {prefix!r} "
+                f"added; load {{{prefix!r} + k: v for k, v in state.items()}}")
+    return None
+
+
+def _whole(value: Any) -> bool:
+    """True when every element of a float array is a finite whole number."""
+    xp = backend.module_of(backend.array_backend(value) or "numpy")
+    return bool(xp.all(xp.isfinite(value)) and xp.all(value == xp.round(value)))
+
+
+def _converted_like(value: Any, t: Tensor) -> Any:
+    """A fresh array with ``value``'s contents, ``t``'s dtype and shape, on ``t``'s backend."""
+    target = backend.array_backend(t.data) or "numpy"
+    if target == "numpy":
+        return np.array(backend.to_numpy(value), dtype=t.dtype, copy=True).reshape(t.shape)
+    xp = backend.module_of(target)
+    return xp.array(value, dtype=t.dtype, copy=True).reshape(t.shape)
 
 
 def _buffer_tensor(value: Any) -> Tensor:
