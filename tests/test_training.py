@@ -385,3 +385,16 @@ def test_a_run_counter_of_the_wrong_type_is_named_with_the_file(cifar_dir, resum
     err = capsys.readouterr().err
     assert err == (f"error: --resume: {tmp_path / 'bad.npz'} cannot be resumed: RunState: "
                    "global_step must be a non-negative int, got '7'\n")
+
+
+def test_start_weights_of_another_model_exit_2_with_one_line(cifar_dir, tmp_path, capsys):
+    from mini_iformer import checkpoint
+
+    checkpoint.save(mi.create_model("iformer_cifar").state_dict(), tmp_path / "other.npz")
+    assert cli.main(_args(cifar_dir, tmp_path / "o", "--epochs", "1",
+                          "--checkpoint", str(tmp_path / "other.npz"))) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"error: --checkpoint: {tmp_path / 'other.npz'} does not fit --model "
+                          "iformer_cifar_tiny: ")
+    assert "pos_embed1: shape (1, 16, 16, 48) in the state dict" in err and "more" in err and not (tmp_path / "o" / "last.npz").exists()

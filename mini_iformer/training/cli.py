@@ -264,7 +264,14 @@ class _Stop:
             signal.signal(sig, handler)
 
 
-def _load_start_weights(model: Any, path: str) -> None:
+def _one_line(message: Any, details: int = 3) -> str:
+    """A multi-line error message as one line: its first line and ``details`` more."""
+    first, *rest = [line.strip() for line in str(message).splitlines() if line.strip()] or [""]
+    more = f"; and {len(rest) - details} more" if len(rest) > details else ""
+    return first + (" " + "; ".join(rest[:details]) + more if rest else "")
+
+
+def _load_start_weights(model: Any, path: str, model_name: str) -> None:
     """Weights to start from; a classifier of another size is left as initialised."""
     state = checkpoint.load_weights(path)
     own = model.state_dict()
@@ -272,7 +279,11 @@ def _load_start_weights(model: Any, path: str) -> None:
                if k in state and k in own and state[k].shape != own[k].shape]
     for k in skipped:
         del state[k]
-    missing, _ = model.load_state_dict(state, strict=False)
+    try:
+        missing, _ = model.load_state_dict(state, strict=False)
+    except ValueError as exc:
+        raise UsageError(f"--checkpoint: {path} does not fit --model {model_name}: "
+                         f"{_one_line(exc)}") from exc
     missing = [k for k in missing if k not in skipped]
     if missing:
         raise UsageError(f"{path} does not fit the model: missing keys {', '.join(missing[:5])}")
@@ -325,10 +336,8 @@ def resume(path: Path, options: dict[str, Any], model: Any, optimizer: Any, sche
     except UsageError:
         raise
     except (KeyError, TypeError, ValueError) as exc:
-        reason = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
-        first, *rest = [line.strip() for line in reason.splitlines() if line.strip()] or [""]
-        one_line = first + (" " + "; ".join(rest) if rest else "")
-        raise UsageError(f"--resume: {path} cannot be resumed: {one_line}") from exc
+        reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise UsageError(f"--resume: {path} cannot be resumed: {_one_line(reason)}") from exc
 
 
 def run(args: argparse.Namespace) -> int:
@@ -347,7 +356,7 @@ def run(args: argparse.Namespace) -> int:
     # position embeddings are resized on the fly, so weights load across sizes.
     model = create_model(args.model, num_classes=num_classes, drop_path_rate=args.drop_path)
     if args.checkpoint:
-        _load_start_weights(model, args.checkpoint)
+        _load_start_weights(model, args.checkpoint, args.model)
     test_loader = data.DataLoader(test_set, args.eval_batch_size, shuffle=False,
                                   num_workers=args.workers, seed=args.seed)
     if args.eval_only:
