@@ -691,6 +691,47 @@ def test_mutated_files_load_or_raise_checkpoint_error(tmp_path, inside_pickle, m
         assert all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in state.items())
 
 
+@functools.lru_cache(maxsize=None)
+def _npz_source() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for key, array in {"a": np.arange(6, dtype=np.float32).reshape(2, 3),
+                           "b.c": np.array([True, False]), "n": np.array(3, np.int64),
+                           "d": np.ones((2, 2), ">f8")}.items():
+            with archive.open(key + ".npy", "w") as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+@given(st.booleans(), st.lists(_MUTATION, min_size=1, max_size=3))
+def test_mutated_npz_files_load_or_raise_checkpoint_error(tmp_path, inside_member, mutations):
+    """The same for our own format: a damaged archive, or a damaged .npy member inside an
+    intact archive (fresh CRCs), gives arrays or a CheckpointError naming the file."""
+    source = _write(tmp_path / "source.npz", _npz_source())
+    data = bytearray(source.read_bytes())
+    if inside_member:
+        with zipfile.ZipFile(source) as z:
+            data = bytearray(z.read("a.npy"))
+    for kind, where, byte in mutations:
+        at = min(int(where * len(data)), max(len(data) - 1, 0))
+        if kind == "flip" and data:
+            data[at] ^= byte or 1
+        elif kind == "cut":
+            del data[at:]
+        else:
+            data[at:at] = bytes([byte])
+    if inside_member:
+        path = _rezip(source, tmp_path / "m.npz", lambda n, d: bytes(data) if n == "a.npy" else d)
+    else:
+        path = _write(tmp_path / "m.npz", bytes(data))
+    try:
+        state = load(path)
+    except CheckpointError as exc:
+        assert str(exc).startswith(f"{path}: ")
+    else:
+        assert all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in state.items())
+
+
 def test_the_module_never_names_torch_in_an_import():
     source = Path(checkpoint.__file__).read_text()
     assert not re.search(r"^\s*(import|from)\s+torch", source, re.MULTILINE)
