@@ -22,15 +22,19 @@ there, otherwise the official archive beside it (``cifar-10-python.tar.gz`` /
 their published MD5 checksums unless ``verify=False`` (for a local re-export of the data, whose
 bytes differ from the release). A download is always checked.
 
-The batch files are Python 2 pickles. They are read by an unpickler that resolves no global
-name except the three that rebuild a NumPy array (``numpy.core.multiarray._reconstruct``,
-``numpy.ndarray`` and ``numpy.dtype``), and even those are replaced by stand-ins that only
-collect the array's shape, dtype (plain numbers only) and bytes: a file that names anything
-else (``os.system``, say) is refused before anything in it runs.
+The batch files are Python 2 pickles. They are read from memory by a restricted pure-Python
+unpickler (so that a corrupt length or memo index cannot make it allocate gigabytes) that
+resolves no global name except the three that rebuild a NumPy array
+(``numpy.core.multiarray._reconstruct``, ``numpy.ndarray`` and ``numpy.dtype``), and even
+those are replaced by stand-ins that only collect the array's shape, dtype (plain numbers
+only) and bytes: a file that names anything else (``os.system``, say) is refused before
+anything in it runs.
 
-Anything wrong with the data on disk (a missing folder, file or batch, a checksum that does not
-match, a truncated or corrupt file, labels that do not fit) raises :class:`DatasetError`, a
-``ValueError`` whose one-line message names the file and what to do.
+Anything wrong with the data on disk raises :class:`DatasetError`, a ``ValueError`` whose
+one-line message names the file and the reason: a missing folder, file or batch; a checksum
+that does not match; an empty, truncated, corrupt or unreadable file; a file that is not a
+dict; a batch without its ``data`` or label entry, with ``data`` that is not an (N, 3072)
+uint8 array, or with labels that are not integers, not one per image, or outside the classes.
 
 Image folders
 -------------
@@ -38,6 +42,14 @@ Image folders
 ``val/`` as prepared for PyTorch): classes are the sorted sub-folder names, samples the image
 files under each, and :func:`imagenet_class_to_idx` maps WordNet-id folder names to the
 ImageNet-1k class indices so that a 1000-class head can be evaluated on any subset of classes.
+
+Files are chosen by extension (:data:`IMG_EXTENSIONS`); other files and hidden ones are
+skipped, and a class folder without images is an error. Each image is read when its sample is
+asked for, by :func:`read_image`: every Pillow mode becomes 8-bit RGB in a documented way
+(alpha dropped, 16-bit scaled by 1/257, float taken as [0, 1]), and a file that cannot be read
+(empty, truncated, corrupt, not an image, unreadable, larger than
+``PIL.Image.MAX_IMAGE_PIXELS``, the decompression-bomb guard) raises :class:`DatasetError`
+naming it.
 
 Writing CIFAR-format data
 -------------------------
@@ -61,6 +73,7 @@ import operator
 import os
 import pickle
 import shutil
+import stat
 import struct
 import tarfile
 import tempfile
@@ -71,7 +84,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence, Union
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mini_iformer import imagenet
 
@@ -82,6 +95,8 @@ __all__ = [
     "ImageFolder",
     "IMG_EXTENSIONS",
     "imagenet_class_to_idx",
+    "read_image",
+    "to_rgb",
     "write_cifar_batches",
     "CIFAR10_URL",
     "CIFAR10_ARCHIVE_MD5",
@@ -127,7 +142,8 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
 
 #: File extensions :class:`ImageFolder` takes for images (compared case-insensitively).
-IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".gif", ".tif", ".tiff", ".webp")
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".gif", ".tif", ".tiff",
+                  ".webp")
 
 _CIFAR_SIDE = 32
 _CIFAR_PIXELS = 3 * _CIFAR_SIDE * _CIFAR_SIDE  # 3072 bytes per image: the R, G and B planes
@@ -154,8 +170,12 @@ def _md5(path: Path) -> str:
 
 
 def _check_md5(path: Path, expected: str, what: str) -> None:
-    """Raise :class:`DatasetError` when the MD5 of ``path`` is not ``expected``."""
-    actual = _md5(path)
+    """Raise :class:`DatasetError` when the MD5 of ``path`` is not ``expected`` or it is unreadable."""
+    try:
+        actual = _md5(path)
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read the file to check its md5 "
+                           f"({_os_reason(exc)})") from exc
     if actual != expected:
         raise DatasetError(
             f"{path}: md5 {actual} does not match the official {what} (expected {expected}); "
@@ -271,8 +291,13 @@ class _ForbiddenGlobal(pickle.UnpicklingError):
     """The pickle names a global that a CIFAR file never contains."""
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Unpickles plain data plus NumPy arrays of numbers; any other global is refused."""
+class _RestrictedUnpickler(pickle._Unpickler):
+    """Unpickles plain data plus NumPy arrays of numbers; any other global is refused.
+
+    Built on the pure-Python unpickler, whose memo is a dict: the C one grows an array up to
+    any index a memo opcode names, so a corrupt file naming index 10**9 would make it allocate
+    and clear gigabytes. CIFAR files hold few opcodes, so the speed is the same.
+    """
 
     _ALLOWED = {
         ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
@@ -286,10 +311,25 @@ class _RestrictedUnpickler(pickle.Unpickler):
         try:
             return self._ALLOWED[(module, name)]
         except KeyError:
-            raise _ForbiddenGlobal(f"{module}.{name}") from None
+            # Escaped: a corrupt file's "name" may hold line breaks or control characters.
+            raise _ForbiddenGlobal(repr(f"{module}.{name}")[1:-1]) from None
 
     def persistent_load(self, pid: Any) -> Any:
         raise pickle.UnpicklingError("uses persistent ids, which a CIFAR batch never contains")
+
+
+class _PickleStream(io.BytesIO):
+    """The file's bytes, for the unpickler: a text line cut short is an error.
+
+    The pure-Python unpickler would take a truncated line (say, the name of a global) for a
+    whole one; the C unpickler, like this, calls it truncated.
+    """
+
+    def readline(self, size: int | None = -1) -> bytes:
+        line = super().readline(size)
+        if not line.endswith(b"\n"):
+            raise pickle.UnpicklingError("pickle data was truncated")
+        return line
 
 
 def _resolve(obj: Any) -> Any:
@@ -313,31 +353,53 @@ def load_pickle(path: PathLike, hint: str = "") -> dict[str, Any]:
     """Read one CIFAR batch or meta file with the restricted unpickler.
 
     Returns a dict with ``str`` keys (the files use Python 2 byte-string keys). A missing,
-    truncated or corrupt file, or one that names a forbidden global, raises
-    :class:`DatasetError` naming ``path``; ``hint`` (what to do) ends the message.
+    unreadable, empty, truncated or corrupt file, one that is not a dict, or one that names a
+    forbidden global, raises :class:`DatasetError` naming ``path`` and the reason; ``hint``
+    (what to do) ends the message.
     """
     path = Path(path)
     tail = f"; {hint}" if hint else ""
+    raw = _read_bytes(path, "a CIFAR file", tail)
+    if not raw:
+        raise DatasetError(f"{path}: empty file (0 bytes), not a CIFAR file{tail}")
     try:
-        with open(path, "rb") as f:
-            obj = _resolve(_RestrictedUnpickler(f, encoding="bytes").load())
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: file missing{tail}") from None
-    except IsADirectoryError:
-        raise DatasetError(f"{path}: is a folder, not a CIFAR file{tail}") from None
+        # From memory: a corrupt length field cannot make the unpickler read past the file.
+        obj = _resolve(_RestrictedUnpickler(_PickleStream(raw), encoding="bytes").load())
     except _ForbiddenGlobal as exc:
         raise DatasetError(
             f"{path}: refused to load, the file calls {exc} (a CIFAR file holds only plain data "
             f"and NumPy arrays, so this is not one and may be malicious){tail}"
-        ) from None
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - any failure of a corrupt pickle is reported alike
         raise DatasetError(
             f"{path}: not a readable CIFAR file, truncated or corrupt "
-            f"({type(exc).__name__}: {exc}){tail}"
-        ) from None
+            f"({type(exc).__name__}: {_one_line(exc)}){tail}"
+        ) from exc
     if not isinstance(obj, dict):
         raise DatasetError(f"{path}: holds a {type(obj).__name__}, not a CIFAR dict{tail}")
     return {_text(k): v for k, v in obj.items()}
+
+
+def _read_bytes(path: Path, what: str, tail: str) -> bytes:
+    """The bytes of ``path``; a file that cannot be read raises :class:`DatasetError`."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError as exc:
+        raise DatasetError(f"{path}: file missing{tail}") from exc
+    except IsADirectoryError as exc:
+        raise DatasetError(f"{path}: is a folder, not {what}{tail}") from exc
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read the file ({_os_reason(exc)}){tail}") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line (Pillow and pickle messages may span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or _one_line(exc)
 
 
 # --- safe extraction and download ----------------------------------------------------------------
@@ -499,8 +561,10 @@ class _CIFAR(_Dataset):
         if verify:
             for name in (spec.meta_file, *files):
                 path = folder / name
-                if not path.is_file():
+                if not path.exists():
                     raise DatasetError(f"{path}: file missing; {redo}")
+                if not path.is_file():
+                    raise DatasetError(f"{path}: not a file; {redo}")
                 if name in spec.md5:
                     _check_md5(path, spec.md5[name], f"{spec.name} {name}")
 
@@ -535,7 +599,11 @@ class _CIFAR(_Dataset):
                     f"one of them there, or allow the download (download=True; command line: "
                     f"leave out --no-download)"
                 )
-            self.root.mkdir(parents=True, exist_ok=True)
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatasetError(f"{self.root}: cannot create the folder to download "
+                                   f"{spec.name} into ({_os_reason(exc)})") from exc
             _download(spec.url, archive, spec.archive_md5, spec.folder)
         elif verify:
             _check_md5(archive, spec.archive_md5, f"{spec.name} archive")
@@ -545,25 +613,32 @@ class _CIFAR(_Dataset):
     @staticmethod
     def _read_batch(path: Path, label_key: str, num_classes: int,
                     redo: str) -> tuple[np.ndarray, np.ndarray]:
+        """The images (N, 3072) uint8 and labels (N,) int64 of one batch file, checked."""
         batch = load_pickle(path, redo)
-        data = batch.get("data")
+        for key in ("data", label_key):
+            if key not in batch:
+                keys = ", ".join(repr(k) for k in sorted(batch)) or "none"
+                raise DatasetError(f"{path}: no {key!r} entry (keys: {keys}); {redo}")
+        data = batch["data"]
         if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != _CIFAR_PIXELS:
             shape = getattr(data, "shape", type(data).__name__)
             raise DatasetError(f"{path}: 'data' is {shape}, expected an (N, {_CIFAR_PIXELS}) "
                                f"array; {redo}")
         if data.dtype != np.uint8:
             raise DatasetError(f"{path}: 'data' has dtype {data.dtype}, expected uint8; {redo}")
-        labels = batch.get(label_key)
+        labels = batch[label_key]
         if not isinstance(labels, (list, np.ndarray)) or not all(
-                isinstance(v, (int, np.integer)) for v in labels):
-            raise DatasetError(f"{path}: no list of integer {label_key!r}; {redo}")
-        y = np.asarray(labels, dtype=np.int64).reshape(-1)
-        if y.shape[0] != data.shape[0]:
-            raise DatasetError(f"{path}: {y.shape[0]} labels for {data.shape[0]} images; {redo}")
-        if y.size and (y.min() < 0 or y.max() >= num_classes):
+                isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+                for v in labels):
+            raise DatasetError(f"{path}: {label_key!r} is not a list of integers; {redo}")
+        if len(labels) != data.shape[0]:
+            raise DatasetError(f"{path}: {len(labels)} labels for {data.shape[0]} images; {redo}")
+        # Checked as Python integers, so that no value can overflow the conversion below.
+        bad = [int(v) for v in labels if not 0 <= int(v) < num_classes]
+        if bad:
             raise DatasetError(f"{path}: labels outside 0..{num_classes - 1} "
-                               f"(min {y.min()}, max {y.max()}); {redo}")
-        return data, y
+                               f"(min {min(bad)}, max {max(bad)}, {len(bad)} in all); {redo}")
+        return data, np.asarray(labels, dtype=np.int64).reshape(-1)
 
     def _raw(self, i: int) -> np.ndarray:
         return self.data[i].copy()
@@ -613,20 +688,27 @@ class ImageFolder(_Dataset):
 
     * ``classes``: the sorted names of the sub-folders of ``root`` (hidden ones, starting with
       ``.``, are ignored); ``class_to_idx`` maps each to its label.
-    * samples: the files under each class folder (sub-folders included) whose extension is in
-      ``extensions``, compared case-insensitively, sorted by path. Other files (text files,
-      hidden files such as ``._x.jpg``) are skipped. ``samples`` is the list of
-      ``(path, label)``, ``targets`` the labels.
+    * samples: the files under each class folder (sub-folders included, links followed, a
+      folder reached twice through links listed once) whose extension is in ``extensions``,
+      compared case-insensitively, sorted by path. Other files (``.txt``, ``.csv``,
+      ``Thumbs.db``, ``desktop.ini``) and hidden files and folders (``.DS_Store``,
+      ``._x.jpg``, ``.git/``) are skipped. ``samples`` is the list of ``(path, label)``,
+      ``targets`` the labels.
     * ``class_to_idx``: optional mapping from folder name to label, for labels that are not
       the folders' sorted order, e.g. :func:`imagenet_class_to_idx` to evaluate a 1000-class
       ImageNet head on a subset of its classes. Every class folder must be in it; names in
       the mapping without a folder are allowed (the subset case). ``num_classes`` is
       ``max(label) + 1``.
 
-    :meth:`get` opens the file, applies its EXIF orientation and converts it to 8-bit RGB:
-    greyscale, palette, CMYK and RGBA (alpha dropped) images alike, 16-bit greyscale scaled by
-    1/257. A missing ``root``, a class folder without images, a folder absent from
-    ``class_to_idx``, and an unreadable image (named by its path) raise :class:`DatasetError`.
+    Construction lists the files only; it raises :class:`DatasetError` for a ``root`` that is
+    missing or a file, a ``root`` without class folders, a class folder without images (an
+    empty class is taken for a mistake, not kept with 0 samples), a folder that cannot be
+    listed, and a folder absent from ``class_to_idx``.
+
+    :meth:`get` reads the file, applies its EXIF orientation and converts it to 8-bit RGB as
+    described in :func:`read_image`; a file that cannot be read (empty, truncated, corrupt, not
+    an image, not a regular file, unreadable, larger than ``PIL.Image.MAX_IMAGE_PIXELS``)
+    raises :class:`DatasetError` naming its path, at that moment, for that sample only.
     """
 
     def __init__(self, root: PathLike, transform: Transform | None = None,
@@ -638,9 +720,11 @@ class ImageFolder(_Dataset):
                                 for e in extensions)
         if not self.extensions:
             raise ValueError("ImageFolder: extensions is empty")
+        layout = "pass the folder that holds one sub-folder of images per class"
+        if self.root.is_file():
+            raise DatasetError(f"{self.root}: is a file, not a folder; {layout}")
         if not self.root.is_dir():
-            raise DatasetError(f"{self.root}: no such folder; pass the folder that holds one "
-                               f"sub-folder of images per class")
+            raise DatasetError(f"{self.root}: no such folder; {layout}")
         self.classes = _class_folders(self.root)
         if not self.classes:
             raise DatasetError(f"{self.root}: holds no class sub-folders; expected "
@@ -653,7 +737,7 @@ class ImageFolder(_Dataset):
 
         self.samples: list[tuple[str, int]] = []
         for name in self.classes:
-            files = self._images_in(self.root / name)
+            files = _image_files(self.root / name, self.extensions)
             if not files:
                 raise DatasetError(
                     f"{self.root / name}: class folder without images (extensions "
@@ -663,22 +747,8 @@ class ImageFolder(_Dataset):
             self.samples.extend((path, label) for path in files)
         self.targets = np.array([label for _, label in self.samples], dtype=np.int64)
 
-    def _images_in(self, folder: Path) -> list[str]:
-        found = []
-        for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for f in filenames:
-                if not f.startswith(".") and f.lower().endswith(self.extensions):
-                    found.append(os.path.join(dirpath, f))
-        return sorted(found)
-
     def _raw(self, i: int) -> Image.Image:
-        path = self.samples[i][0]
-        try:
-            return imagenet.to_rgb(imagenet.open_image(path))
-        except ValueError as exc:
-            raise DatasetError(f"{path}: cannot read this image ({exc}); replace or delete "
-                               f"the file") from None
+        return read_image(self.samples[i][0])
 
     def __repr__(self) -> str:
         return (f"ImageFolder(root={str(self.root)!r}, {len(self)} images, "
@@ -686,8 +756,171 @@ class ImageFolder(_Dataset):
 
 
 def _class_folders(root: Path) -> list[str]:
-    return sorted(e.name for e in os.scandir(root)
-                  if e.is_dir() and not e.name.startswith("."))
+    try:
+        with os.scandir(root) as entries:
+            return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+    except OSError as exc:
+        raise DatasetError(f"{root}: cannot list this folder ({_os_reason(exc)}); make it "
+                           f"readable") from exc
+
+
+def _image_files(folder: Path, extensions: tuple[str, ...]) -> list[str]:
+    """The non-hidden files under ``folder`` whose name ends with one of ``extensions``, sorted.
+
+    Links are followed; each real folder is listed once, under the first of its paths in
+    sorted order, so a link back to a parent folder cannot make the walk endless.
+    """
+    found: list[str] = []
+    visited: set[tuple[int, int]] = set()
+    pending = [str(folder)]
+    while pending:
+        current = pending.pop()
+        try:
+            info = os.stat(current)
+            if (info.st_dev, info.st_ino) in visited:
+                continue
+            visited.add((info.st_dev, info.st_ino))
+            subfolders = []
+            with os.scandir(current) as entries:
+                for entry in entries:
+                    if entry.name.startswith("."):
+                        continue
+                    if entry.is_dir():
+                        subfolders.append(entry.path)
+                    elif entry.name.lower().endswith(extensions):
+                        found.append(entry.path)
+            pending.extend(sorted(subfolders, reverse=True))  # visited in sorted order
+        except OSError as exc:
+            raise DatasetError(f"{current}: cannot list this folder ({_os_reason(exc)}); make "
+                               f"it readable or remove it") from exc
+    return sorted(found)
+
+
+# --- reading one image ----------------------------------------------------------------------------
+
+_REPLACE = "replace or delete the file"
+# Modes that hold integers beyond 8 bits: Pillow decodes 16-bit PNG and TIFF into I;16*, and
+# 16-bit PGM/PPM and 32-bit integer TIFF into I.
+_WIDE_INT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+
+
+def read_image(path: PathLike) -> Image.Image:
+    """The image at ``path``, upright (EXIF orientation applied), as an 8-bit RGB PIL image.
+
+    Conversion by mode: ``RGB`` as is; ``L`` and ``1`` (black 0, white 255) repeated in the
+    three channels; ``RGBA``, ``LA``, ``RGBa``, ``RGBX`` drop the alpha (or padding) channel
+    and keep the colour as stored, not blended with a background; ``P`` and ``PA`` (palette,
+    with or without transparency) take their palette colours, transparency dropped; ``CMYK``,
+    ``YCbCr`` and the other modes Pillow converts go through ``Image.convert("RGB")``. Wider
+    integers are scaled, not clipped at 255: ``I;16`` (16-bit) as ``round(v / 257)``, and ``I``
+    (32-bit integer, what Pillow makes of 16-bit PGM files) as 16-bit data, values clipped to
+    0..65535 first. ``F`` (32-bit float) is taken as intensities in [0, 1]: ``round(255 * v)``,
+    values clipped to [0, 1]. Multi-frame files give their first frame.
+
+    Any problem raises :class:`DatasetError` whose message names ``path`` and the reason: a
+    missing, unreadable or empty file, something that is not a regular file (a FIFO is refused
+    without waiting on it), contents that are no image Pillow knows, a truncated or corrupt
+    image, ``NaN`` or infinite values in an ``F`` image, a mode with no conversion to RGB, or
+    an image of more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``.
+
+    That limit guards against decompression bombs (a small file that declares a huge image).
+    It is checked from the header, before any pixel is decoded, and here it is an error at
+    the limit itself (Pillow alone only warns between one and two times the limit). To read
+    larger images, raise it: ``PIL.Image.MAX_IMAGE_PIXELS = 200_000_000`` (``None`` turns the
+    check off); it is read at every call.
+    """
+    path = os.fspath(path)
+    with _open_regular_file(path) as f:
+        try:
+            with Image.open(f) as image:
+                _check_pixel_count(path, image.size)
+                image.load()
+                upright = ImageOps.exif_transpose(image)
+        except DatasetError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            # Pillow's own check, which runs first; a warning arrives here when warnings are
+            # turned into errors.
+            raise DatasetError(_too_large(path, f"Pillow: {_one_line(exc)}")) from exc
+        except UnidentifiedImageError as exc:
+            raise DatasetError(f"{path}: not an image in a format Pillow reads, whatever its "
+                               f"extension; {_REPLACE}") from exc
+        except Exception as exc:  # noqa: BLE001 - a decoder fails in many ways on a bad file
+            raise DatasetError(f"{path}: cannot decode the image, truncated or corrupt "
+                               f"({type(exc).__name__}: {_one_line(exc)}); {_REPLACE}") from exc
+    if upright.width == 0 or upright.height == 0:
+        raise DatasetError(f"{path}: the image has no pixels ({upright.width}x{upright.height}); "
+                           f"{_REPLACE}")
+    try:
+        return to_rgb(upright)
+    except ValueError as exc:
+        raise DatasetError(f"{path}: {exc}; {_REPLACE}") from exc
+
+
+def _open_regular_file(path: str) -> io.BufferedReader:
+    """``path`` opened for reading, once known to be a non-empty regular file.
+
+    Opened without blocking, so that a FIFO given an image's name is refused, not waited on.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError as exc:
+        raise DatasetError(f"{path}: no such file (moved or deleted since the dataset was "
+                           f"listed, or a broken link)") from exc
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot open the file ({_os_reason(exc)}); make it "
+                           f"readable or delete it") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise DatasetError(f"{path}: not a regular file (a folder, FIFO, socket or "
+                               f"device); remove it from the dataset")
+        if info.st_size == 0:
+            raise DatasetError(f"{path}: empty file (0 bytes), e.g. an interrupted download "
+                               f"or copy; {_REPLACE}")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _too_large(path: str, detail: str) -> str:
+    return (f"{path}: larger than the limit of {Image.MAX_IMAGE_PIXELS:,} pixels that guards "
+            f"against decompression bombs ({detail}); if the image is genuine, raise the "
+            f"limit: PIL.Image.MAX_IMAGE_PIXELS = <pixels> (None: no limit)")
+
+
+def _check_pixel_count(path: str, size: tuple[int, int]) -> None:
+    """Refuse an image of more than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels, from its header."""
+    limit = Image.MAX_IMAGE_PIXELS
+    width, height = size
+    if limit is not None and width * height > limit:
+        raise DatasetError(_too_large(path, f"{width}x{height} = {width * height:,} pixels"))
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """``image`` as 8-bit RGB, converted by mode as :func:`read_image` describes;
+    ``ValueError`` if its mode has no conversion or it holds non-finite floats."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in _WIDE_INT_MODES:
+        values = np.clip(np.asarray(image).astype(np.float64), 0.0, 65535.0)
+        return Image.fromarray(np.rint(values / 257.0).astype(np.uint8)).convert("RGB")
+    if mode == "F":
+        values = np.asarray(image).astype(np.float64)
+        if not np.isfinite(values).all():
+            raise ValueError("the float (mode F) image holds NaN or infinite values")
+        grey = np.rint(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if mode in ("P", "PA"):
+        # Through RGBA, so that palette transparency is dropped without Pillow's warning.
+        image = image.convert("RGBA")
+    try:
+        return image.convert("RGB")
+    except ValueError as exc:
+        raise ValueError(f"an image of mode {mode!r} has no conversion to RGB ({exc})") from exc
 
 
 def _check_mapping(root: Path, classes: Sequence[str], mapping: Mapping[str, int]) -> dict[str, int]:
