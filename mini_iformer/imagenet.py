@@ -24,7 +24,7 @@ from importlib import resources
 from typing import Iterable, Union
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -45,8 +45,6 @@ NUM_CLASSES = 1000
 
 _TABLE_FILE = "imagenet_classes.tsv"
 _WNID = re.compile(r"n\d{8}")
-# Pillow modes holding 16 bits per sample; Pillow's own RGB conversion clips them at 255.
-_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 ImageLike = Union[Image.Image, str, "os.PathLike[str]"]
 
@@ -117,35 +115,25 @@ def wordnet_ids() -> list[str]:
 
 
 def open_image(path: str | os.PathLike[str]) -> Image.Image:
-    """Open and decode the image at ``path``, upright as a viewer shows it (EXIF orientation).
+    """The image at ``path``, upright as a viewer shows it (EXIF orientation), in 8-bit RGB.
 
-    Raises ``ValueError`` naming the path when it is missing or not a readable image.
+    The dataset reader's :func:`mini_iformer.data.datasets.read_image`, so a photo gives the
+    same pixels here as through an ``ImageFolder``, with the same guards (decompression
+    bombs, truncated files...). Raises ``ValueError`` (``DatasetError``) naming the path
+    when it is missing or not a readable image.
     """
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return ImageOps.exif_transpose(image)
-    except FileNotFoundError:
-        raise ValueError(f"no such image file: {os.fspath(path)!r}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
-        # Pillow raises SyntaxError for some malformed headers.
-        raise ValueError(f"cannot read image {os.fspath(path)!r}: {exc}") from None
+    from .data.datasets import read_image  # the data package imports this module
+
+    return read_image(path)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """``image`` as 8-bit RGB, whatever its mode (alpha is dropped, 16-bit is scaled to 8)."""
-    if image.mode == "RGB":
-        return image
-    if image.mode in _SIXTEEN_BIT_MODES:
-        eight_bit = np.rint(np.asarray(image, dtype=np.float64) / 257.0).astype(np.uint8)
-        return Image.fromarray(eight_bit).convert("RGB")
-    if image.mode in ("P", "PA"):
-        # Through RGBA, so that palette transparency is handled without a warning.
-        image = image.convert("RGBA")
-    try:
-        return image.convert("RGB")
-    except ValueError as exc:
-        raise ValueError(f"cannot convert an image of mode {image.mode!r} to RGB: {exc}") from None
+    """``image`` as 8-bit RGB, whatever its mode, as
+    :func:`mini_iformer.data.datasets.to_rgb` converts it (alpha dropped, 16-bit scaled to 8
+    bits, float taken as [0, 1])."""
+    from .data.datasets import to_rgb as convert
+
+    return convert(image)
 
 
 def resize_short_side(image: Image.Image, short: int) -> Image.Image:
