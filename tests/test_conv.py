@@ -324,22 +324,30 @@ def test_weight_gradient_per_sample_and_folded_agree_with_torch(monkeypatch, sma
     np.testing.assert_allclose(xt.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("pixel_major_max", [0, 10**9])
+@pytest.mark.parametrize("layout, block", [("row-wise", None), ("pixel-major", None),
+                                           ("channel-major", 1 << 15), ("channel-major", 1)])
 @given(data=st.data())
-def test_both_depthwise_layouts_match_the_oracles(monkeypatch, pixel_major_max, data):
-    """Depthwise convolutions use a row-per-plane offset loop on large maps and a
-    pixel-major one on small maps (_PIXEL_MAJOR_MAX); each, forced here, meets the whole
-    specification."""
-    monkeypatch.setattr(conv_module, "_PIXEL_MAJOR_MAX", pixel_major_max)
+def test_every_depthwise_layout_matches_the_oracles(monkeypatch, layout, block, data):
+    """Depthwise convolutions use a row-per-plane offset loop, a pixel-major one or a
+    channel-major one, by shape (_depthwise_layout); each, forced here, meets the whole
+    specification (the channel-major one also with one plane per block)."""
+    monkeypatch.setattr(conv_module, "_depthwise_layout", lambda geo: layout)
+    if block is not None:
+        monkeypatch.setattr(conv_module, "_CHANNEL_BLOCK_ELEMENTS", block)
     check_case(conv2d_case(data, "depthwise"))
 
 
-def test_the_depthwise_layout_is_chosen_by_output_size():
+@pytest.mark.parametrize("shape, layout", [
+    ((2, 3, 8, 8), "pixel-major"), ((2, 3, 9, 9), "row-wise"),
+    ((128, 3, 16, 16), "channel-major"), ((128, 3, 8, 8), "channel-major"),
+    ((128, 3, 4, 4), "pixel-major"), ((8, 3, 56, 56), "row-wise"), ((64, 3, 33, 33), "row-wise"),
+])
+def test_the_depthwise_layout_is_chosen_by_shape(shape, layout):
     rng = np.random.default_rng(0)
-    for side, pixel_major in ((8, True), (9, False)):
-        x = mi.tensor(rng.standard_normal((2, 3, side, side)), requires_grad=True)
-        y = conv2d(x, mi.tensor(rng.standard_normal((3, 1, 3, 3))), padding=1, groups=3)
-        assert y._ctx.pixel_major is pixel_major
+    x = mi.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
+    y = conv2d(x, mi.tensor(rng.standard_normal((3, 1, 3, 3)).astype(np.float32)), padding=1,
+               groups=3)
+    assert y._ctx.layout == layout
 
 
 @pytest.mark.parametrize("elements", [1, 200, 10**9])
