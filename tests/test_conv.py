@@ -350,6 +350,27 @@ def test_the_depthwise_layout_is_chosen_by_shape(shape, layout):
     assert y._ctx.layout == layout
 
 
+@pytest.mark.parametrize("fold_max", [0, 10**9])
+@given(data=st.data())
+def test_im2col_with_and_without_folding_the_batch_matches_the_oracles(monkeypatch, fold_max,
+                                                                       data):
+    """General convolutions with small output maps fold the batch into one matrix product
+    (_FOLD_MAX_MAP); forced either way, they meet the whole specification."""
+    monkeypatch.setattr(conv_module, "_FOLD_MAX_MAP", fold_max)
+    case = conv2d_case(data, "general")
+    check_case(case)
+
+
+def test_the_batch_is_folded_for_small_output_maps_and_one_group():
+    rng = np.random.default_rng(0)
+    for shape, groups, stride, folded in (((4, 6, 8, 8), 1, 2, True), ((4, 6, 16, 16), 1, 1, False),
+                                          ((4, 6, 8, 8), 2, 2, False)):
+        x = mi.tensor(rng.standard_normal(shape), requires_grad=True)
+        w = mi.tensor(rng.standard_normal((4, 6 // groups, 3, 3)))
+        y = conv2d(x, w, stride=stride, padding=1, groups=groups)
+        assert y._ctx.path == "general" and y._ctx.folded is folded
+
+
 @pytest.mark.parametrize("elements", [1, 200, 10**9])
 def test_col2im_in_chunks_of_samples_gives_the_same_input_gradient(monkeypatch, elements):
     """col2im adds into a few samples at a time (_COL2IM_ELEMENTS): one sample, a few, or all

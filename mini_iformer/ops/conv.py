@@ -538,7 +538,7 @@ def _im2col_backward(
     no dx is needed, ``cols`` None when no dW is.
     """
     xp = backend.get_xp()
-    n, c, h, wd = x_shape
+    n, c = x_shape[:2]
     o, kh, kw = w_shape[0], w_shape[2], w_shape[3]
     ho, wo = g.shape[2:]
     g4 = g.reshape(n, groups, o // groups, ho * wo)
@@ -549,19 +549,68 @@ def _im2col_backward(
     if w is not None:
         wg = w.reshape(groups, o // groups, -1)
         dcols = xp.matmul(xp.swapaxes(wg, -1, -2), g4).reshape(n, c, kh, kw, ho, wo)
-        top, bottom, left, right = pads
-        (sh, sw), (dh, dwl) = stride, dilation
-        dxp = xp.zeros((n, c, h + top + bottom, wd + left + right), dtype=g.dtype)
-        # a few samples at a time, as many as keep their slices in cache across the offsets
-        # (with small maps, one sample at a time would be thousands of tiny additions)
-        step = n if backend.get_backend() != "numpy" else max(1, _COL2IM_ELEMENTS // dxp[0].size)
-        for s0 in range(0, n, step):
-            s = slice(s0, s0 + step)
-            for a in range(kh):
-                for b in range(kw):
-                    dxp[s, :, a * dh : a * dh + sh * (ho - 1) + 1 : sh,
-                        b * dwl : b * dwl + sw * (wo - 1) + 1 : sw] += dcols[s, :, a, b]
-        dx = dxp[:, :, top : top + h, left : left + wd]
+        dx = _col2im(dcols, x_shape, pads, stride, dilation)
+    return dx, dw
+
+
+def _col2im(dcols: Any, x_shape, pads, stride, dilation) -> Any:
+    """dx from the column gradients dcols (N, C, kh, kw, Ho, Wo) (any strides): each kernel
+    offset's entries added back, as one strided slice, to the input pixels they came from."""
+    xp = backend.get_xp()
+    n, c, h, wd = x_shape
+    kh, kw, ho, wo = dcols.shape[2:]
+    top, bottom, left, right = pads
+    (sh, sw), (dh, dwl) = stride, dilation
+    dxp = xp.zeros((n, c, h + top + bottom, wd + left + right), dtype=dcols.dtype)
+    # a few samples at a time, as many as keep their slices in cache across the offsets
+    # (with small maps, one sample at a time would be thousands of tiny additions)
+    step = n if backend.get_backend() != "numpy" else max(1, _COL2IM_ELEMENTS // dxp[0].size)
+    for s0 in range(0, n, step):
+        s = slice(s0, s0 + step)
+        for a in range(kh):
+            for b in range(kw):
+                dxp[s, :, a * dh : a * dh + sh * (ho - 1) + 1 : sh,
+                    b * dwl : b * dwl + sw * (wo - 1) + 1 : sw] += dcols[s, :, a, b]
+    return dxp[:, :, top : top + h, left : left + wd]
+
+
+#: im2col convolutions (one group) with at most this many output pixels per sample fold the
+#: batch into a single matrix product (:func:`_im2col_folded_forward`); measured on
+#: iformer_cifar's patch embeddings, 8x8 outputs gain 18% forward + backward, 16x16 ones tie.
+_FOLD_MAX_MAP = 64
+
+
+def _im2col_folded_forward(x: Any, w: Any, pads, stride, dilation) -> tuple[Any, Any]:
+    """im2col with the samples folded into the columns: cols (C*kh*kw, N*Ho*Wo), and
+    y = W (O, C*kh*kw) @ cols in a single matrix product, for small output maps.
+
+    Why: with 4x4 or 2x2 outputs, one product per sample has 16 or 4 columns, far too few for
+    BLAS to run near its peak (iformer_cifar's last patch embeddings ran 3-5x slower than
+    PyTorch that way). One product with N*Ho*Wo columns does, at the cost of transposing the
+    small output back to (N, O, Ho, Wo). Returns y and the columns (for the weight gradient).
+    """
+    xp = backend.get_xp()
+    n, o = x.shape[0], w.shape[0]
+    view = _window_view(_pad(x, pads), w.shape[2:], stride, dilation, 1)[:, 0]
+    ho, wo = view.shape[-2:]
+    cols = xp.ascontiguousarray(view.transpose(1, 2, 3, 0, 4, 5)).reshape(-1, n * ho * wo)
+    y = xp.matmul(w.reshape(o, -1), cols).reshape(o, n, ho, wo)
+    return xp.ascontiguousarray(y.transpose(1, 0, 2, 3)), cols
+
+
+def _im2col_folded_backward(g: Any, cols: Any, w: Any, w_shape, x_shape, pads, stride,
+                            dilation) -> tuple[Any, Any]:
+    """dW = G (O, N*Ho*Wo) @ cols^T and dcols = W^T @ G, each one product, then col2im."""
+    xp = backend.get_xp()
+    n, c = x_shape[:2]
+    o, kh, kw = w_shape[0], w_shape[2], w_shape[3]
+    ho, wo = g.shape[2:]
+    g2 = xp.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(o, -1)
+    dw = None if cols is None else xp.matmul(g2, cols.T).reshape(w_shape)
+    dx = None
+    if w is not None:
+        dcols = xp.matmul(w.reshape(o, -1).T, g2).reshape(c, kh, kw, n, ho, wo)
+        dx = _col2im(dcols.transpose(3, 0, 1, 2, 4, 5), x_shape, pads, stride, dilation)
     return dx, dw
 
 
@@ -851,7 +900,12 @@ class Conv2d(Function):
             self.xpf = xpf if need_w else None
         else:
             self.params = (pads, stride, dilation, groups)
-            y, cols = _im2col_forward(x, w, pads, stride, dilation, groups)
+            geo = _Geometry(x.shape, w.shape, stride, pads, dilation)
+            self.folded = groups == 1 and geo.ho * geo.wo <= _FOLD_MAX_MAP
+            if self.folded:
+                y, cols = _im2col_folded_forward(x, w, pads, stride, dilation)
+            else:
+                y, cols = _im2col_forward(x, w, pads, stride, dilation, groups)
             self.cols = cols if need_w else None
         if b is not None:
             y += b.astype(dtype, copy=False).reshape(1, -1, 1, 1)
@@ -894,6 +948,9 @@ class Conv2d(Function):
         elif self.path == "depthwise":
             backward = _DEPTHWISE[self.layout][1]
             dx, dw = backward(g, self.xpf, self.w, self.w_shape, self.geo)
+        elif self.folded:
+            dx, dw = _im2col_folded_backward(g, self.cols, self.w, self.w_shape, self.x_shape,
+                                             *self.params[:3])
         else:
             dx, dw = _im2col_backward(
                 g, self.cols, self.w, self.w_shape, self.x_shape, *self.params
