@@ -89,7 +89,8 @@ def test_every_block_in_depth_order_and_batching_changes_nothing(images):
     assert [len(f) for f in whole.frequencies] == [9, 5, 3, 2]  # maps 16, 8, 4, 2
     for a, b in zip(whole.curves, pieces.curves):
         assert a[0] == 0.0
-        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+        # equal to float32 rounding: BLAS may sum a product over another batch in another order
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(whole.high, [c[-1] for c in whole.curves])
     assert whole.images == 5 and model.training  # the mode is restored
 
