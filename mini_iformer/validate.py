@@ -26,20 +26,12 @@ from typing import Any
 from . import backend, imagenet
 from .checkpoint import CheckpointError
 from .models import create_model, list_models, model_config
-from .predict import UsageError, _crop_fraction, _message, _Parser, _positive_int
+from .predict import UsageError, _crop_fraction, _int_at_least, _message, _Parser, _positive_int
 
 __all__ = ["main"]
 
 
-def _non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
+_non_negative_int = _int_at_least(0)
 
 
 def build_parser() -> argparse.ArgumentParser:

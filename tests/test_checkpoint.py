@@ -658,6 +658,28 @@ _MUTATION = st.tuples(st.sampled_from(["flip", "cut", "insert"]), st.floats(0, 1
                       st.integers(0, 255))
 
 
+def _mutate(data: bytearray, mutations: list[tuple[str, float, int]]) -> None:
+    """Apply drawn mutations in place: flip a byte's bits, cut the tail, insert a byte."""
+    for kind, where, byte in mutations:
+        at = min(int(where * len(data)), max(len(data) - 1, 0))
+        if kind == "flip" and data:
+            data[at] ^= byte or 1
+        elif kind == "cut":
+            del data[at:]
+        else:
+            data[at:at] = bytes([byte])
+
+
+def _loads_or_names_the_file(path: Path) -> None:
+    """``load(path)`` gives string keys and arrays, or a CheckpointError naming ``path``."""
+    try:
+        state = load(path)
+    except CheckpointError as exc:
+        assert str(exc).startswith(f"{path}: ")
+    else:
+        assert all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in state.items())
+
+
 @given(st.booleans(), st.lists(_MUTATION, min_size=1, max_size=3))
 def test_mutated_files_load_or_raise_checkpoint_error(tmp_path, inside_pickle, mutations):
     """Any damage gives a state dict or a CheckpointError, never another exception.
@@ -670,25 +692,13 @@ def test_mutated_files_load_or_raise_checkpoint_error(tmp_path, inside_pickle, m
     if inside_pickle:
         with zipfile.ZipFile(source) as z:
             data = bytearray(z.read("archive/data.pkl"))
-    for kind, where, byte in mutations:
-        at = min(int(where * len(data)), max(len(data) - 1, 0))
-        if kind == "flip" and data:
-            data[at] ^= byte or 1
-        elif kind == "cut":
-            del data[at:]
-        else:
-            data[at:at] = bytes([byte])
+    _mutate(data, mutations)
     if inside_pickle:
         path = _rezip(source, tmp_path / "m.pth",
                       lambda n, d: bytes(data) if n.endswith("data.pkl") else d)
     else:
         path = _write(tmp_path / "m.pth", bytes(data))
-    try:
-        state = load(path)
-    except CheckpointError as exc:
-        assert str(exc).startswith(f"{path}: ")
-    else:
-        assert all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in state.items())
+    _loads_or_names_the_file(path)
 
 
 @functools.lru_cache(maxsize=None)
@@ -712,24 +722,12 @@ def test_mutated_npz_files_load_or_raise_checkpoint_error(tmp_path, inside_membe
     if inside_member:
         with zipfile.ZipFile(source) as z:
             data = bytearray(z.read("a.npy"))
-    for kind, where, byte in mutations:
-        at = min(int(where * len(data)), max(len(data) - 1, 0))
-        if kind == "flip" and data:
-            data[at] ^= byte or 1
-        elif kind == "cut":
-            del data[at:]
-        else:
-            data[at:at] = bytes([byte])
+    _mutate(data, mutations)
     if inside_member:
         path = _rezip(source, tmp_path / "m.npz", lambda n, d: bytes(data) if n == "a.npy" else d)
     else:
         path = _write(tmp_path / "m.npz", bytes(data))
-    try:
-        state = load(path)
-    except CheckpointError as exc:
-        assert str(exc).startswith(f"{path}: ")
-    else:
-        assert all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in state.items())
+    _loads_or_names_the_file(path)
 
 
 def test_the_module_never_names_torch_in_an_import():

@@ -21,19 +21,10 @@ from mini_iformer import backend, checkpoint
 from mini_iformer.ops import _cuda
 from op_specs import SPECS
 from oracle import _as_list
+from conftest import _cupy_skip_reason  # the suite's own CuPy check
 
 
-def _skip_reason() -> str | None:
-    try:
-        backend.set_backend("cupy")
-    except backend.BackendUnavailableError as exc:
-        return f"CuPy backend unavailable: {exc}"
-    finally:
-        backend.set_backend("numpy")
-    return None
-
-
-_REASON = _skip_reason()
+_REASON = _cupy_skip_reason()
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(_REASON is not None, reason=_REASON or "")]
 
 

@@ -41,6 +41,7 @@ from mini_iformer import autograd, backend, checkpoint, demo, nn, predict, valid
 from mini_iformer.data.datasets import write_cifar_batches
 from mini_iformer.models import create_model
 from mini_iformer.nn import module as module_mod
+from conftest import _cupy_skip_reason  # the suite's own CuPy check
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,16 +69,6 @@ def fake_device(monkeypatch):
     """Make :class:`_DeviceArray` count as a "cupy" array; return a host -> device function."""
     monkeypatch.setattr(backend, "_ARRAY_TYPES", [(_DeviceArray, "cupy"), (np.ndarray, "numpy")])
     return lambda a: np.array(a).view(_DeviceArray)
-
-
-def _cupy_skip_reason() -> str | None:
-    try:
-        mi.set_backend("cupy")
-    except mi.BackendUnavailableError as exc:
-        return f"CuPy backend unavailable: {exc}"
-    finally:
-        mi.set_backend("numpy")
-    return None
 
 
 # =============================================================================================
