@@ -4,6 +4,7 @@ The pieces, from the bottom up:
 
 * :mod:`mini_iformer.backend` - which array library does the arithmetic (NumPy or CuPy).
 * :mod:`mini_iformer.autograd` - ``Tensor`` and the reverse-mode engine.
+* :mod:`mini_iformer.factories` - new tensors: ``tensor``, ``zeros``, ``randn``, ...
 * :mod:`mini_iformer.ops` - the core differentiable operations.
 * :mod:`mini_iformer.functional` - the functional API with PyTorch's names.
 * :mod:`mini_iformer.nn` - ``Module`` and the layers.
@@ -13,9 +14,9 @@ The pieces, from the bottom up:
 
 from . import backend
 from .autograd import (
-    OPS, Function, Tensor, arange, as_tensor, enable_grad, float32, float64, full, is_grad_enabled,
-    no_grad, ones, ones_like, rand, randn, tensor, zeros, zeros_like,
+    OPS, Function, Tensor, as_tensor, enable_grad, float32, float64, is_grad_enabled, no_grad,
 )
+from .factories import arange, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
 from .backend import BackendMismatchError, BackendUnavailableError, get_backend, set_backend
 from .ops import *  # noqa: F401,F403 - the core operations, mi.exp(x) etc.
 from .ops import __all__ as _ops_all

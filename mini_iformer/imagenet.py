@@ -117,21 +117,21 @@ def wordnet_ids() -> list[str]:
 def open_image(path: str | os.PathLike[str]) -> Image.Image:
     """The image at ``path``, upright as a viewer shows it (EXIF orientation), in 8-bit RGB.
 
-    The dataset reader's :func:`mini_iformer.data.datasets.read_image`, so a photo gives the
+    The dataset reader's :func:`mini_iformer.data.images.read_image`, so a photo gives the
     same pixels here as through an ``ImageFolder``, with the same guards (decompression
     bombs, truncated files...). Raises ``ValueError`` (``DatasetError``) naming the path
     when it is missing or not a readable image.
     """
-    from .data.datasets import read_image  # the data package imports this module
+    from .data.images import read_image  # the data package imports this module
 
     return read_image(path)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """``image`` as 8-bit RGB, whatever its mode, as
-    :func:`mini_iformer.data.datasets.to_rgb` converts it (alpha dropped, 16-bit scaled to 8
+    :func:`mini_iformer.data.images.to_rgb` converts it (alpha dropped, 16-bit scaled to 8
     bits, float taken as [0, 1])."""
-    from .data.datasets import to_rgb as convert
+    from .data.images import to_rgb as convert
 
     return convert(image)
 

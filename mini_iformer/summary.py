@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from . import nn
-from .autograd import no_grad, zeros
+from .autograd import no_grad
+from .factories import zeros
 from .models.iformer import InceptionTransformer, LowMixer
 
 __all__ = ["summary", "Summary", "StageSummary"]

@@ -26,15 +26,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mini_iformer.data import datasets as D
-from mini_iformer.data.datasets import (
-    CIFAR10,
-    CIFAR100,
-    DatasetError,
-    ImageFolder,
-    imagenet_class_to_idx,
-    write_cifar_batches,
-)
+from mini_iformer.data import cifar as D
+from mini_iformer.data.base import DatasetError
+from mini_iformer.data.cifar import CIFAR10, CIFAR100, write_cifar_batches
+from mini_iformer.data.cifar_pickle import load_pickle
+from mini_iformer.data.image_folder import ImageFolder, imagenet_class_to_idx
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = ROOT.parent / "shared" / "data" / "cifar10" / "build_batches.py"
@@ -106,7 +102,7 @@ def test_batches_split_the_training_set_and_keep_the_order(tmp_path):
     folder = tmp_path / C10
     assert sorted(os.listdir(folder)) == ["batches.meta", "data_batch_1", "data_batch_2",
                                           "data_batch_3", "test_batch"]
-    batch = D.load_pickle(folder / "data_batch_2")
+    batch = load_pickle(folder / "data_batch_2")
     assert batch["data"].shape == (7, 3072) and batch["batch_label"] == b"training batch 2 of 3"
     # The default layout has five training batches; three are missing here.
     with pytest.raises(DatasetError, match="data_batch_4"):
@@ -147,7 +143,7 @@ def test_cifar100_fine_labels_and_names(tmp_path):
     names = [f"fine_{i}" for i in range(100)]
     write_cifar_batches(tmp_path, images, labels, name="cifar-100-python", meta=names, test_size=50)
     assert sorted(os.listdir(tmp_path / "cifar-100-python")) == ["meta", "test", "train"]
-    assert "coarse_labels" in D.load_pickle(tmp_path / "cifar-100-python" / "train")
+    assert "coarse_labels" in load_pickle(tmp_path / "cifar-100-python" / "train")
     train = CIFAR100(tmp_path, verify=False)
     test = CIFAR100(tmp_path, train=False, verify=False)
     assert train.classes == names and (len(train), len(test)) == (200, 50)
@@ -215,7 +211,7 @@ def test_damaged_batches_are_reported_by_name(tmp_path, damage):
     _write(tmp_path)
     path = tmp_path / C10 / "data_batch_3"
     raw = path.read_bytes()
-    batch = D.load_pickle(path)
+    batch = load_pickle(path)
     if damage == "truncated":
         path.write_bytes(raw[: len(raw) // 2])
     elif damage == "corrupt":
@@ -254,7 +250,7 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path, where):
     _write(tmp_path)
     canary = tmp_path / "canary"
     path = tmp_path / C10 / ("data_batch_1" if where == "batch" else "batches.meta")
-    batch = D.load_pickle(path)
+    batch = load_pickle(path)
     batch["labels" if where == "batch" else "label_names"] = _Evil(f"touch {canary}")
     path.write_bytes(pickle.dumps(batch, protocol=4))
     with pytest.raises(DatasetError) as err:
@@ -268,16 +264,16 @@ def test_only_plain_numeric_arrays_are_rebuilt(tmp_path):
     # A genuine array pickle, but of Python objects: its dtype is refused.
     path.write_bytes(pickle.dumps({"data": np.array([1, "x"], dtype=object)}, protocol=4))
     with pytest.raises(DatasetError, match="not a plain numeric type"):
-        D.load_pickle(path)
+        load_pickle(path)
     path.write_bytes(pickle.dumps({"data": np.arange(6, dtype=np.float32).reshape(2, 3)},
                                   protocol=3))
-    np.testing.assert_array_equal(D.load_pickle(path)["data"],
+    np.testing.assert_array_equal(load_pickle(path)["data"],
                                   np.arange(6, dtype=np.float32).reshape(2, 3))
     # The array state claims more bytes than it holds.
     raw = pickle.dumps({"data": np.zeros((2, 4), np.uint8)}, protocol=3)
     path.write_bytes(raw.replace(b"K\x02K\x04\x86", b"K\x03K\x04\x86"))
     with pytest.raises(DatasetError, match="needs 12 bytes"):
-        D.load_pickle(path)
+        load_pickle(path)
 
 
 def test_missing_root_and_missing_meta(tmp_path):
@@ -391,7 +387,7 @@ def test_an_interrupted_download_leaves_no_partial_file(tmp_path, served, monkey
         def __exit__(self, *exc):
             self.response.close()
 
-    monkeypatch.setattr(D.urllib.request, "urlopen",
+    monkeypatch.setattr(urllib.request, "urlopen",
                         lambda url, timeout=None: Interrupted(real_urlopen(url)))
     root = tmp_path / "data"
     with pytest.raises(KeyboardInterrupt):

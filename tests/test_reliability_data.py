@@ -32,8 +32,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
-from mini_iformer.data import datasets as D
-from mini_iformer.data.datasets import CIFAR10, DatasetError, ImageFolder, read_image, write_cifar_batches
+from mini_iformer.data import cifar as D
+from mini_iformer.data.base import DatasetError
+from mini_iformer.data.cifar import CIFAR10, write_cifar_batches
+from mini_iformer.data.cifar_pickle import load_pickle
+from mini_iformer.data.download import _md5
+from mini_iformer.data.image_folder import ImageFolder
+from mini_iformer.data.images import read_image
 
 C10 = "cifar-10-batches-py"
 AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -54,7 +59,7 @@ def _read_test_split(root: Path) -> CIFAR10:
 
 def _rewrite_batch(path: Path, change) -> None:
     """Load the batch at ``path`` (byte-string keys, as the release), change it, pickle it back."""
-    batch = {k.encode(): v for k, v in D.load_pickle(path).items()}
+    batch = {k.encode(): v for k, v in load_pickle(path).items()}
     change(batch)
     path.write_bytes(pickle.dumps(batch, protocol=4))
 
@@ -218,7 +223,7 @@ def test_a_wrong_meta_file_is_named_with_the_reason(tmp_path, meta, reason):
                                             (True, "not a file")])
 def test_a_folder_in_place_of_a_batch_is_named(tmp_path, monkeypatch, verify, reason):
     folder = _cifar(tmp_path)
-    monkeypatch.setattr(D, "CIFAR10_MD5", {"batches.meta": D._md5(folder / "batches.meta")})
+    monkeypatch.setattr(D, "CIFAR10_MD5", {"batches.meta": _md5(folder / "batches.meta")})
     path = folder / "test_batch"
     path.unlink()
     path.mkdir()
@@ -265,7 +270,7 @@ def test_an_unreadable_batch_is_named_with_the_reason(tmp_path, deny):
 
 def test_an_unreadable_batch_is_named_when_its_checksum_is_checked(tmp_path, monkeypatch, deny):
     folder = _cifar(tmp_path)
-    monkeypatch.setattr(D, "CIFAR10_MD5", {f: D._md5(folder / f) for f in os.listdir(folder)})
+    monkeypatch.setattr(D, "CIFAR10_MD5", {f: _md5(folder / f) for f in os.listdir(folder)})
     path = folder / "test_batch"
     deny(path)
     with pytest.raises(DatasetError) as err:

@@ -14,9 +14,18 @@ Typical use, as in the iFormer authors' recipe::
         clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
         schedule.step()
+
+One module each: :mod:`~mini_iformer.optim.optimizer` (the ``Optimizer`` base class, its
+parameter groups and state dict), :mod:`~mini_iformer.optim.sgd`,
+:mod:`~mini_iformer.optim.adamw`, :mod:`~mini_iformer.optim.param_groups`,
+:mod:`~mini_iformer.optim.clip_grad` and :mod:`~mini_iformer.optim.schedule`.
 """
 
-from .optimizers import SGD, AdamW, Optimizer, clip_grad_norm_, param_groups_weight_decay
+from .adamw import AdamW
+from .clip_grad import clip_grad_norm_
+from .optimizer import Optimizer
+from .param_groups import param_groups_weight_decay
+from .sgd import SGD
 from .schedule import WarmupCosine
 
 __all__ = ["Optimizer", "SGD", "AdamW", "param_groups_weight_decay", "clip_grad_norm_",

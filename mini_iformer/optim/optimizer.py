@@ -1,12 +1,9 @@
-"""Optimisers that update :class:`~mini_iformer.nn.Parameter` arrays in place: SGD and AdamW.
+"""The optimiser base class: parameter groups, per-parameter state, ``step`` and the state dict.
 
-Both follow ``torch.optim`` exactly (the default single-tensor code path), so that a model
-trained here and one trained with PyTorch from the same weights and gradients stay together:
-
-* :class:`SGD` - stochastic gradient descent with optional momentum, dampening, Nesterov
-  momentum and (coupled, L2) weight decay;
-* :class:`AdamW` - Adam with decoupled weight decay (Loshchilov & Hutter), the optimiser the
-  iFormer authors trained with.
+:class:`Optimizer` holds what every optimiser shares; :class:`~mini_iformer.optim.SGD` and
+:class:`~mini_iformer.optim.AdamW` add their update rule. Both follow ``torch.optim`` exactly
+(the default single-tensor code path), so that a model trained here and one trained with
+PyTorch from the same weights and gradients stay together.
 
 All arithmetic is plain array code on the module that owns each parameter's array (NumPy or
 CuPy), done in the parameter's own dtype: float32 parameters and their moments stay float32.
@@ -19,12 +16,13 @@ Parameters may be given as one list, or as *parameter groups*, dicts holding the
     opt = AdamW([{"params": no_decay, "weight_decay": 0.0},
                  {"params": decay}], lr=1e-3, weight_decay=0.05)
 
-:func:`param_groups_weight_decay` builds exactly these two groups for a model, and
-:func:`clip_grad_norm_` rescales gradients before a step.
+:func:`~mini_iformer.optim.param_groups_weight_decay` builds exactly these two groups for a
+model, and :func:`~mini_iformer.optim.clip_grad_norm_` rescales gradients before a step.
 
 An optimiser's :meth:`Optimizer.state_dict` has PyTorch's layout with plain values (host NumPy
 arrays, ints, floats, lists, dicts), so it can be written to an ``.npz``/JSON checkpoint and
-read back with :meth:`Optimizer.load_state_dict`.
+read back with :meth:`Optimizer.load_state_dict`. The hyper-parameter checks shared by the
+optimisers (``_check_lr``, ``_check_weight_decay``, ``_real``) live here too.
 """
 
 from __future__ import annotations
@@ -38,7 +36,7 @@ import numpy as np
 from .. import backend
 from ..autograd import Tensor
 
-__all__ = ["Optimizer", "SGD", "AdamW", "param_groups_weight_decay", "clip_grad_norm_"]
+__all__ = ["Optimizer"]
 
 
 def _xp_of(array: Any) -> Any:
@@ -371,314 +369,3 @@ def _check_weight_decay(weight_decay: Any) -> float:
     if not weight_decay >= 0.0 or math.isinf(weight_decay):
         raise ValueError(f"invalid weight_decay={weight_decay}: it must be a finite number >= 0")
     return weight_decay
-
-
-class SGD(Optimizer):
-    r"""Stochastic gradient descent, with PyTorch's ``torch.optim.SGD`` update rule.
-
-    For each parameter :math:`p` with gradient :math:`g`, at step :math:`t`::
-
-        g <- g + weight_decay * p                       (if weight_decay != 0)
-        if momentum != 0:
-            b <- g                                      (first step: the buffer is g)
-            b <- momentum * b + (1 - dampening) * g     (later steps)
-            g <- g + momentum * b   if nesterov   else   b
-        p <- p - lr * g
-
-    The gradient itself is never modified. The momentum buffer (state ``"momentum_buffer"``)
-    exists only when ``momentum != 0``.
-
-    Parameters
-    ----------
-    params : iterable of Tensors or parameter-group dicts
-    lr : float
-        Learning rate, >= 0.
-    momentum : float
-        Momentum factor, >= 0 (0 turns momentum off).
-    dampening : float
-        Dampening of the gradient's contribution to the momentum buffer, in [0, 1].
-    weight_decay : float
-        L2 penalty coefficient, >= 0 (added to the gradient, not decoupled).
-    nesterov : bool
-        Nesterov momentum; needs ``momentum > 0`` and ``dampening == 0``.
-    """
-
-    _state_arrays = ("momentum_buffer",)
-
-    def __init__(self, params: Any, lr: float, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False) -> None:
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov))
-
-    def _check_group(self, group: dict[str, Any]) -> dict[str, Any]:
-        group = dict(group)
-        group["lr"] = _check_lr(group["lr"])
-        group["weight_decay"] = _check_weight_decay(group["weight_decay"])
-        momentum = _real(group["momentum"], "momentum")
-        if not momentum >= 0.0 or math.isinf(momentum):
-            raise ValueError(f"invalid momentum={momentum}: it must be a finite number >= 0")
-        dampening = _real(group["dampening"], "dampening")
-        if not 0.0 <= dampening <= 1.0:
-            raise ValueError(f"invalid dampening={dampening}: it must be in [0, 1]")
-        nesterov = group["nesterov"]
-        if not isinstance(nesterov, (bool, np.bool_)):
-            raise TypeError(f"nesterov must be a bool, got {nesterov!r}")
-        nesterov = bool(nesterov)
-        if nesterov and (momentum <= 0.0 or dampening != 0.0):
-            raise ValueError(
-                f"Nesterov momentum needs momentum > 0 and dampening == 0 (got "
-                f"momentum={momentum}, dampening={dampening})"
-            )
-        group.update(momentum=momentum, dampening=dampening, nesterov=nesterov)
-        return group
-
-    def _update(self, p: Tensor, grad: Any, group: dict[str, Any]) -> None:
-        xp = _xp_of(p.data)
-        lr = float(group["lr"])
-        weight_decay = float(group["weight_decay"])
-        momentum = float(group["momentum"])
-        dampening = float(group["dampening"])
-        # ``d`` is the update direction; ``scratch`` says whether it is our own array (which
-        # may be overwritten) rather than the gradient or the momentum buffer.
-        d, scratch = grad, False
-        if weight_decay != 0.0:
-            d = xp.multiply(p.data, weight_decay, out=xp.empty_like(p.data))
-            d += grad
-            scratch = True
-        if momentum != 0.0:
-            state = self.state.setdefault(p, {})
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = xp.array(d, dtype=p.dtype, copy=True)
-            else:
-                buf *= momentum
-                if dampening == 0.0:
-                    buf += d
-                else:
-                    buf += xp.multiply(d, 1.0 - dampening, out=xp.empty_like(buf))
-            if group["nesterov"]:
-                nesterov = xp.multiply(buf, momentum, out=xp.empty_like(buf))
-                nesterov += d
-                d, scratch = nesterov, True
-            else:
-                d, scratch = buf, False
-        if scratch:
-            d *= -lr
-            p.data += d
-        else:
-            p.data += xp.multiply(d, -lr, out=xp.empty_like(p.data))
-
-
-class AdamW(Optimizer):
-    r"""Adam with decoupled weight decay, with PyTorch's ``torch.optim.AdamW`` update rule.
-
-    For each parameter :math:`p` with gradient :math:`g`, with ``(b1, b2) = betas`` and the
-    parameter's step count ``t`` (1 on its first update)::
-
-        p   <- p * (1 - lr * weight_decay)                  (decoupled weight decay, first)
-        m   <- m + (1 - b1) * (g - m)                       (exp_avg: lerp towards g)
-        v   <- b2 * v + (1 - b2) * g * g                    (exp_avg_sq)
-        bc1 = 1 - b1 ** t ,   bc2 = 1 - b2 ** t
-        denom = sqrt(v) / sqrt(bc2) + eps
-        p   <- p - (lr / bc1) * m / denom
-
-    ``m`` and ``v`` start at zero. The scalars are computed in Python (double precision);
-    the array arithmetic runs in the parameter's dtype, in the order PyTorch's single-tensor
-    implementation uses, so float32 results agree with PyTorch's to float32 rounding. State
-    per parameter: ``"step"`` (int), ``"exp_avg"``, ``"exp_avg_sq"``.
-
-    Parameters
-    ----------
-    params : iterable of Tensors or parameter-group dicts
-    lr : float
-        Learning rate, >= 0.
-    betas : (float, float)
-        Decay rates of the first and second moment estimates, each in [0, 1).
-    eps : float
-        Added to the denominator for numerical stability, > 0.
-    weight_decay : float
-        Decoupled weight-decay coefficient, >= 0.
-    """
-
-    _state_arrays = ("exp_avg", "exp_avg_sq")
-    _state_ints = ("step",)
-
-    def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.01) -> None:
-        super().__init__(params, dict(lr=lr, betas=tuple(betas) if isinstance(betas, list)
-                                      else betas, eps=eps, weight_decay=weight_decay))
-
-    def _check_group(self, group: dict[str, Any]) -> dict[str, Any]:
-        group = dict(group)
-        group["lr"] = _check_lr(group["lr"])
-        group["weight_decay"] = _check_weight_decay(group["weight_decay"])
-        betas = group["betas"]
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise TypeError(f"betas must be a pair of numbers, got {betas!r}")
-        betas = tuple(_real(b, "betas[{}]".format(i)) for i, b in enumerate(betas))
-        for i, b in enumerate(betas):
-            if not 0.0 <= b < 1.0:
-                raise ValueError(f"invalid beta parameter at index {i}: {b} (it must be in [0, 1))")
-        eps = _real(group["eps"], "eps")
-        if not eps > 0.0 or math.isinf(eps):
-            raise ValueError(f"invalid eps={eps}: it must be a finite number > 0")
-        group.update(betas=betas, eps=eps)
-        return group
-
-    def _update(self, p: Tensor, grad: Any, group: dict[str, Any]) -> None:
-        xp = _xp_of(p.data)
-        data = p.data
-        state = self.state.get(p)
-        if state is None:
-            state = self.state[p] = {"step": 0, "exp_avg": xp.zeros_like(data),
-                                     "exp_avg_sq": xp.zeros_like(data)}
-        lr = float(group["lr"])
-        weight_decay = float(group["weight_decay"])
-        eps = float(group["eps"])
-        beta1, beta2 = (float(b) for b in group["betas"])
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        state["step"] += 1
-        step = state["step"]
-
-        if weight_decay != 0.0:
-            data *= 1.0 - lr * weight_decay
-
-        # exp_avg.lerp_(grad, 1 - beta1), with the two branches of PyTorch's lerp.
-        weight = 1.0 - beta1
-        scratch = xp.subtract(grad, exp_avg, out=xp.empty_like(data))
-        if abs(weight) < 0.5:
-            scratch *= weight
-            exp_avg += scratch
-        else:
-            one = data.dtype.type(1)
-            scratch *= float(one - data.dtype.type(weight))
-            xp.subtract(grad, scratch, out=exp_avg)
-
-        # exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        exp_avg_sq *= beta2
-        xp.multiply(grad, 1.0 - beta2, out=scratch)
-        scratch *= grad
-        exp_avg_sq += scratch
-
-        bias_correction1 = 1.0 - beta1 ** step
-        bias_correction2 = 1.0 - beta2 ** step
-        step_size = lr / bias_correction1
-        bias_correction2_sqrt = bias_correction2 ** 0.5
-
-        # denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + eps
-        denom = xp.sqrt(exp_avg_sq, out=scratch)
-        denom /= bias_correction2_sqrt
-        denom += eps
-        # p.addcdiv_(exp_avg, denom, value=-step_size): p + (-step_size * m) / denom
-        update = xp.multiply(exp_avg, -step_size, out=xp.empty_like(data))
-        update /= denom
-        data += update
-
-
-def param_groups_weight_decay(model: Any, weight_decay: float = 1e-5,
-                              skip_list: Iterable[str] = ()) -> list[dict[str, Any]]:
-    """Split a model's trainable parameters into a no-decay group and a decay group.
-
-    A parameter goes to the no-decay group (``weight_decay = 0.0``) when it has at most one
-    dimension (biases, normalisation weights, layer scales), when its name ends with
-    ``".bias"``, or when its name is in ``skip_list``; every other parameter (convolution and
-    linear weights, and the 4-D position embeddings) goes to the decay group with
-    ``weight_decay``. Parameters with ``requires_grad=False`` are left out.
-
-    Returns ``[{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay":
-    weight_decay}]`` (either list may be empty), ready for :class:`AdamW`.
-    """
-    weight_decay = _check_weight_decay(weight_decay)
-    if isinstance(skip_list, str):
-        skip_list = (skip_list,)
-    skip = set(skip_list)
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        if p.ndim <= 1 or name.endswith(".bias") or name in skip:
-            no_decay.append(p)
-        else:
-            decay.append(p)
-    return [{"params": no_decay, "weight_decay": 0.0},
-            {"params": decay, "weight_decay": weight_decay}]
-
-
-def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0) -> float:
-    r"""Rescale gradients in place so that their total norm is at most ``max_norm``.
-
-    The total norm is the ``norm_type``-norm of all gradients taken together as one vector
-    (``inf`` for the largest absolute value), accumulated in float64::
-
-        total = (sum over every gradient element of |g| ** norm_type) ** (1 / norm_type)
-        coef  = max_norm / (total + 1e-6)
-        if coef < 1: every g <- g * coef
-
-    as ``torch.nn.utils.clip_grad_norm_`` does (so gradients whose norm does not exceed
-    ``max_norm`` are left exactly as they were). Gradient arrays are scaled in place; a
-    gradient that cannot be (a read-only broadcast view left by a backward pass) is replaced
-    on its tensor by its scaled copy. Parameters whose ``.grad`` is
-    None are ignored; with no gradients at all the norm is 0.0.
-
-    A non-finite total (a NaN or infinite gradient) is returned as it is and the gradients
-    are **not** scaled, so the caller can see the problem and skip the step (PyTorch would
-    multiply them by NaN or 0).
-
-    Returns the total norm (before clipping) as a Python float.
-    """
-    if isinstance(parameters, Tensor):
-        parameters = [parameters]
-    max_norm = _real(max_norm, "max_norm")
-    norm_type = _real(norm_type, "norm_type")
-    if not max_norm >= 0.0:
-        raise ValueError(f"clip_grad_norm_: max_norm must be >= 0, got {max_norm}")
-    if not norm_type > 0.0:
-        raise ValueError(f"clip_grad_norm_: norm_type must be > 0 (or inf), got {norm_type}")
-    grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
-        return 0.0
-    arrays = [g.data if isinstance(g, Tensor) else g for g in grads]
-    # One partial result per gradient, kept on its device and read back once at the end (on a
-    # GPU each read waits for the queued work, so one read per parameter would stall).
-    parts = []
-    for a in arrays:
-        xp = _xp_of(a)
-        if not a.size:
-            continue
-        if math.isinf(norm_type):
-            parts.append(xp.abs(a).max().astype(np.float64))
-            continue
-        x = a.astype(np.float64, copy=False).ravel()
-        if norm_type == 2.0:
-            parts.append(xp.dot(x, x))
-        elif norm_type == 1.0:
-            parts.append(xp.abs(x).sum())
-        else:
-            parts.append((xp.abs(x) ** norm_type).sum())
-    values = [float(v) for v in backend.to_numpy(_xp_of(arrays[0]).stack(parts))] if parts else []
-    if math.isinf(norm_type):
-        total = max(values, default=0.0)
-    else:
-        acc = 0.0
-        for v in values:  # summed in the same order as before: the same float64 result
-            acc += v
-        total = acc ** (1.0 / norm_type) if norm_type != 2.0 else math.sqrt(acc)
-    if not math.isfinite(total):
-        return total
-    coef = max_norm / (total + 1e-6)
-    if coef < 1.0:
-        for g in grads:
-            if isinstance(g, Tensor) and not _writable(g.data):
-                g.data = g.data * coef  # e.g. a read-only broadcast view: replace it
-            else:
-                a = g.data if isinstance(g, Tensor) else g
-                a *= coef
-    return total
-
-
-def _writable(a: Any) -> bool:
-    """True when ``a`` can be scaled in place: writeable, no two elements sharing memory."""
-    flags = getattr(a, "flags", None)
-    if flags is not None and not getattr(flags, "writeable", True):
-        return False
-    return not any(s == 0 and n > 1 for s, n in zip(a.strides, a.shape))
