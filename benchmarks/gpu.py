@@ -1,7 +1,6 @@
 """Whole-model speed on a GPU: ours (CuPy backend) against PyTorch eager, same GPU, same run.
 
     python benchmarks/gpu.py                # the table; writes benchmarks/gpu_<gpu name>.json
-    python benchmarks/gpu.py --cudnn        # our convolutions through cuDNN instead
     python benchmarks/gpu.py --smoke        # tiny sizes on the CPU (NumPy, PyTorch CPU): checks
                                             # that the script works, measures nothing useful
 
@@ -11,7 +10,7 @@ Rows (float32):
   and inference (forward only, evaluation mode);
 * iformer_cifar, 32x32, batch 256: a training step.
 
-Each row runs a few warm-up iterations (CuPy compiles its kernels, cuDNN/cuBLAS pick their
+Each row runs a few warm-up iterations (CuPy compiles our kernels, cuBLAS picks its
 algorithms), then times ``--repeats`` iterations between two device synchronisations and
 reports the mean time per iteration, images/s and the most memory the framework's allocator
 held (CuPy's memory pool; PyTorch's ``max_memory_reserved``). The two frameworks alternate
@@ -29,7 +28,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
@@ -45,7 +44,7 @@ except ImportError:  # pragma: no cover - the message is the point
 import iformer_reference as ref  # noqa: E402
 import mini_iformer as mi  # noqa: E402
 import mini_iformer.functional as F  # noqa: E402
-from mini_iformer import backend  # noqa: E402
+from mini_iformer import backend, runtime  # noqa: E402
 from mini_iformer.models import create_model, model_config  # noqa: E402
 from mini_iformer.optim import AdamW  # noqa: E402
 
@@ -129,7 +128,7 @@ def ours(name: str, side: int, batch: int, train: bool, smoke: bool, warmup: int
         pool.free_all_blocks()
         sync = cupy.cuda.Device().synchronize
     seconds = Timer(sync).per_iteration(train_step if train else infer, warmup, repeats)
-    memory = 0.0 if smoke else backend.gpu_memory_peak_mib()
+    memory = 0.0 if smoke else runtime.gpu_memory_peak_mib()
     del model, optimizer, x, y, xp
     return {"ms": 1e3 * seconds, "images_per_s": batch / seconds, "memory_mib": memory}
 
@@ -178,7 +177,6 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--smoke", action="store_true",
                    help="tiny sizes on the CPU, to check the script (no GPU needed)")
-    p.add_argument("--cudnn", action="store_true", help="our convolutions through cuDNN")
     p.add_argument("--repeats", type=int, default=None,
                    help="timed iterations per row (default 20; 1 with --smoke)")
     p.add_argument("--warmup", type=int, default=None,
@@ -198,15 +196,12 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit(f"benchmarks/gpu.py needs a GPU: {exc} (try --smoke to check the script)")
         if not torch.cuda.is_available():
             sys.exit("benchmarks/gpu.py: this PyTorch has no CUDA; install a CUDA build")
-        if args.cudnn:
-            backend.set_cudnn(True)
         device, name = "cuda", gpu_name()
 
     rows = []
     header = (f"{'row':<26} {'batch':>5} {'ours ms':>9} {'torch ms':>9} {'ratio':>6} "
               f"{'ours img/s':>10} {'torch img/s':>11} {'ours MiB':>9} {'torch MiB':>9}")
-    print(f"{name}, float32, {warmup} warm-up + {repeats} timed iterations per row"
-          + (", cuDNN on" if args.cudnn else ""))
+    print(f"{name}, float32, {warmup} warm-up + {repeats} timed iterations per row")
     print(header)
     print("-" * len(header))
     for row, model, side, batch, train in (SMOKE_ROWS if args.smoke else ROWS):
@@ -220,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{a['memory_mib']:>9.0f} {b['memory_mib']:>9.0f}", flush=True)
 
     result = {
-        "device": name, "cudnn": args.cudnn, "dtype": "float32", "warmup": warmup,
+        "device": name, "dtype": "float32", "warmup": warmup,
         "repeats": repeats, "torch": torch.__version__, "numpy": np.__version__,
         "python": platform.python_version(), "rows": rows,
     }
@@ -231,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out
     if out is None and not args.smoke:
         slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-        out = HERE / f"gpu_{slug}{'_cudnn' if args.cudnn else ''}.json"
+        out = HERE / f"gpu_{slug}.json"
     if out is not None:
         out.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {out}")

@@ -3,6 +3,7 @@
     python benchmarks/model.py                 # the table; writes benchmarks/model_cpu.json
     python benchmarks/model.py --only cifar    # rows whose name contains "cifar"
     python benchmarks/model.py --no-profile    # skip the per-op-family profile
+    python benchmarks/model.py --no-reference  # skip the reference-mode training steps
 
 Rows (float32, the same weights and inputs for both frameworks):
 
@@ -92,7 +93,7 @@ def worker_ours(name, side, batch, train, warmup, repeats, weights, profile):
     from mini_iformer.models import create_model
     from mini_iformer.optim import AdamW
 
-    mi.backend.keep_freed_memory()  # as train_cifar.py does
+    mi.runtime.keep_freed_memory()  # as train_cifar.py does
     model = create_model(name)
     model.load_state_dict(dict(np.load(weights)))
     x, y = _inputs(side, batch, model.num_classes)
@@ -202,8 +203,8 @@ def forward_macs(name: str, side: int) -> int:
 
 
 # -- the driver --------------------------------------------------------------------------------
-def _run_worker(args: list[str]) -> dict[str, Any]:
-    env = dict(os.environ)
+def _run_worker(args: list[str], **extra_env: str) -> dict[str, Any]:
+    env = dict(os.environ, **extra_env)
     env.setdefault("PYTHONPATH", str(ROOT))
     result = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True,
                             text=True, env=env)
@@ -220,6 +221,21 @@ def _merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
+def _print_reference_table(entry: dict[str, Any]) -> None:
+    """One training step, fast mode against reference mode, by op family (profiled steps)."""
+    fast, ref = entry["profile"], entry["reference_mode"]["profile"]
+    print(f"\nwhat the fast forms buy, {entry['row']} (one profiled step each; "
+          f"reference mode {ref['total'] * 1e3:.0f} ms, fast mode {fast['total'] * 1e3:.0f} ms, "
+          f"{ref['total'] / fast['total']:.2f}x):")
+    print(f"  {'op family':<22} {'fast ms':>9} {'reference ms':>13} {'reference / fast':>17}")
+    families = sorted(set(fast["families"]) | set(ref["families"]),
+                      key=lambda f: -ref["families"].get(f, 0.0))
+    for family in families:
+        a, b = fast["families"].get(family, 0.0), ref["families"].get(family, 0.0)
+        ratio = f"{b / a:>17.2f}" if a > 0 else f"{'':>17}"
+        print(f"  {family:<22} {1e3 * a:>9.1f} {1e3 * b:>13.1f} {ratio}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", default="", help="run rows whose name contains this text")
@@ -228,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="processes per framework and row, alternating between the frameworks")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--no-profile", action="store_true")
+    p.add_argument("--no-reference", action="store_true",
+                   help="skip the training steps with every operation in its reference form")
     p.add_argument("--out", type=Path, default=HERE / "model_cpu.json")
     p.add_argument("--worker", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -296,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
             if "profile" in ours:
                 profiles[row] = ours["profile"]
                 entry["profile"] = ours["profile"]
+            if train and not args.no_reference and not args.no_profile:
+                ref_args = common[:4] + ["1", "1", common[6], "1"]  # 1 warm-up, 1 timed, profiled
+                reference = _run_worker(["ours", *ref_args], MINI_IFORMER_IMPL="reference")
+                entry["reference_mode"] = {"ms": 1e3 * reference["times"][0],
+                                           "profile": reference.get("profile")}
             results.append(entry)
             a, b = entry["ours"], entry["torch"]
             print(f"{row:<26} {batch:>5} {a['median_ms']:>9.1f} {b['median_ms']:>9.1f} "
@@ -307,6 +330,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nprofile of our {row} ({1e3 * prof['total']:.0f} ms):")
         for family, s in sorted(prof["families"].items(), key=lambda kv: -kv[1]):
             print(f"  {family:<22} {1e3 * s:>8.1f} ms  {100 * s / prof['total']:>5.1f}%")
+
+    for entry in results:
+        if "reference_mode" in entry and "profile" in entry:
+            _print_reference_table(entry)
 
     args.out.write_text(json.dumps({
         "machine": platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),

@@ -5,11 +5,14 @@ The pieces, from the bottom up:
 * :mod:`mini_iformer.backend` - which array library does the arithmetic (NumPy or CuPy).
 * :mod:`mini_iformer.autograd` - ``Tensor`` and the reverse-mode engine.
 * :mod:`mini_iformer.factories` - new tensors: ``tensor``, ``zeros``, ``randn``, ...
-* :mod:`mini_iformer.ops` - the core differentiable operations.
+* :mod:`mini_iformer.ops` - every operation: its reference forward and backward, its fast
+  forms, and ``implementations``/``use`` to see and choose them.
 * :mod:`mini_iformer.functional` - the functional API with PyTorch's names.
 * :mod:`mini_iformer.nn` - ``Module`` and the layers.
 * :mod:`mini_iformer.models` - iFormer and its named configurations (``create_model``).
 * :mod:`mini_iformer.checkpoint` - our ``.npz`` files and the authors' PyTorch ``.pth`` files.
+* :mod:`mini_iformer.runtime` - how the machine is used: threads and cache blocks, memory,
+  host-to-GPU copies (nothing there changes a result).
 """
 
 from . import backend
@@ -20,7 +23,7 @@ from .factories import arange, full, ones, ones_like, rand, randn, tensor, zeros
 from .backend import BackendMismatchError, BackendUnavailableError, get_backend, set_backend
 from .ops import *  # noqa: F401,F403 - the core operations, mi.exp(x) etc.
 from .ops import __all__ as _ops_all
-from . import functional, nn, random
+from . import functional, nn, random, runtime
 from . import checkpoint
 from .models import create_model, list_models
 from .random import manual_seed
@@ -32,6 +35,6 @@ __all__ = [
     "backend", "functional", "OPS", "Function", "Tensor", "arange", "as_tensor", "enable_grad", "float32",
     "float64", "full", "is_grad_enabled", "no_grad", "ones", "ones_like", "rand", "randn",
     "tensor", "zeros", "zeros_like", "BackendMismatchError", "BackendUnavailableError",
-    "get_backend", "set_backend", "nn", "random", "checkpoint", "create_model", "list_models",
+    "get_backend", "set_backend", "nn", "random", "runtime", "checkpoint", "create_model", "list_models",
     "manual_seed", "summary", *_ops_all,
 ]

@@ -9,7 +9,8 @@ functions so that each comes after every function that consumed its output (an i
 depth-first search, so a graph of any depth works), then walks them once, handing each
 ``backward`` the gradient of its output and routing the gradients it returns to its inputs.
 Gradients of leaf tensors (those created by the user with ``requires_grad=True``) are added
-into ``.grad``; everything else is dropped as soon as it has been used.
+into ``.grad``; everything else is dropped as soon as it has been used. (That walk is
+:mod:`mini_iformer.backprop`.)
 
 Rules (the same as PyTorch's):
 
@@ -47,7 +48,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from . import backend
+from . import backend, backprop
 
 __all__ = [
     "Tensor",
@@ -283,7 +284,7 @@ class Tensor:
         """Wrap an array produced by an operation (no conversion, no copy)."""
         t = cls.__new__(cls)
         if not backend.is_array(data):  # NumPy returns scalars from 0-d computations
-            data = backend.get_xp().asarray(data)
+            data = np.asarray(data)  # only NumPy returns scalars (CuPy gives 0-d arrays)
         t.data = data
         t.grad = None
         t._ctx = None
@@ -441,10 +442,10 @@ class Tensor:
                     f"tensor has shape {self.shape}; pass grad= of that shape, or reduce first "
                     "(e.g. loss.sum() or loss.mean())"
                 )
-            seed = backend.get_xp().ones_like(self.data)
+            seed = backend.array_module(self.data).ones_like(self.data)
         else:
             seed = self._seed_from(grad)
-        _run_backward(self, seed, retain_graph)
+        backprop.run_backward(self, seed, retain_graph, _profiler)
 
     def _seed_from(self, grad: Any) -> Any:
         """``backward``'s ``grad`` argument checked and made an array of this tensor's dtype."""
@@ -485,124 +486,6 @@ class Tensor:
 
     # Operator overloads and methods (``__add__``, ``sum``, ``reshape``, ...) are attached by
     # ``mini_iformer.ops`` next to the operations themselves.
-
-
-# ---------------------------------------------------------------------------------------------
-# Backward
-# ---------------------------------------------------------------------------------------------
-_FREED_MESSAGE = (
-    "Trying to backward through the graph a second time: the values saved by {name} were "
-    "freed by the previous backward(). Pass retain_graph=True to the first backward() if you "
-    "need to go through the graph again, or recompute the forward pass."
-)
-
-
-def _topological_order(root: Function) -> list[Function]:
-    """Functions reachable from ``root``, each after all functions that feed into it."""
-    order: list[Function] = []
-    visited: set[int] = set()
-    stack: list[tuple[Function, bool]] = [(root, False)]
-    while stack:
-        fn, children_done = stack.pop()
-        if children_done:
-            order.append(fn)
-            continue
-        if id(fn) in visited:
-            continue
-        if fn._freed:
-            raise RuntimeError(_FREED_MESSAGE.format(name=type(fn).name))
-        visited.add(id(fn))
-        stack.append((fn, True))
-        for t in fn.inputs:
-            if t is not None and t._ctx is not None and id(t._ctx) not in visited:
-                stack.append((t._ctx, False))
-    return order
-
-
-def _reduce_to(g: Any, shape: tuple[int, ...], dtype: np.dtype) -> Any:
-    """Sum a (possibly broadcast) gradient back to ``shape`` and cast it to ``dtype``."""
-    if not backend.is_array(g):
-        g = backend.get_xp().asarray(g)
-    if g.shape != shape:
-        extra = g.ndim - len(shape)
-        if extra < 0:
-            raise RuntimeError(f"internal: gradient of shape {g.shape} for an input {shape}")
-        if extra:
-            g = g.sum(axis=tuple(range(extra)))
-        axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
-        if axes:
-            g = g.sum(axis=axes, keepdims=True)
-        if g.shape != shape:
-            raise RuntimeError(f"internal: gradient of shape {g.shape} for an input {shape}")
-    if g.dtype != dtype:
-        g = g.astype(dtype)
-    return g
-
-
-def _memory_owner(a: Any) -> Any:
-    """The array that owns the memory ``a`` looks at (``a`` itself unless it is a view)."""
-    while getattr(a, "base", None) is not None and backend.is_array(a.base):
-        a = a.base
-    return a
-
-
-def _accumulate_leaf(t: Tensor, g: Any, shared: set[int]) -> None:
-    """Add ``g`` into ``t.grad``; keep ``g`` itself only when nothing else can hold it.
-
-    ``shared`` holds the ids of arrays handed out elsewhere in this backward pass (the
-    caller's seed, gradients passed on to other functions, gradients already kept by other
-    leaves). A backward may return such an array unchanged (``add`` returns its incoming
-    gradient to both inputs) or a view of one, so those are copied: no two ``.grad`` arrays,
-    and no ``.grad`` and a caller's array, ever share memory. Fresh arrays, and views of fresh
-    arrays (a backward that reshapes its result), are kept as they are.
-    """
-    if t.grad is None:
-        owner = _memory_owner(g)
-        if id(g) in shared or id(owner) in shared:
-            g = backend.get_xp().array(g, copy=True)
-            owner = g
-        shared.add(id(g))
-        shared.add(id(owner))
-        t.grad = Tensor._make(g)
-    else:
-        t.grad = Tensor._make(t.grad.data + g)
-
-
-def _run_backward(root: Tensor, seed: Any, retain_graph: bool) -> None:
-    shared = {id(seed), id(_memory_owner(seed))}
-    if root._ctx is None:  # a leaf: its gradient is the seed itself
-        _accumulate_leaf(root, seed, shared)
-        return
-    order = _topological_order(root._ctx)
-    grads: dict[int, Any] = {id(root._ctx): seed}
-    for fn in reversed(order):
-        g = grads.pop(id(fn), None)
-        if g is not None:
-            if fn.retained is not None:
-                out = fn.retained()
-                if out is not None:
-                    _accumulate_leaf(out, g, shared)
-            if _profiler is None:
-                in_grads = fn.backward(g)
-            else:
-                start = time.perf_counter()
-                in_grads = fn.backward(g)
-                _profiler(fn, "backward", time.perf_counter() - start)
-            if not isinstance(in_grads, tuple):
-                in_grads = (in_grads,)
-            for t, gi, need in zip(fn.inputs, in_grads, fn.needs_input_grad):
-                if not need or gi is None:
-                    continue
-                gi = _reduce_to(gi, t.data.shape, t.data.dtype)
-                if t._ctx is None:
-                    _accumulate_leaf(t, gi, shared)
-                else:
-                    key = id(t._ctx)
-                    prev = grads.get(key)
-                    grads[key] = gi if prev is None else prev + gi
-                    shared.update((id(grads[key]), id(_memory_owner(grads[key]))))
-        if not retain_graph:
-            fn.release()
 
 
 # ---------------------------------------------------------------------------------------------

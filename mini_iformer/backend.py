@@ -1,8 +1,10 @@
 """The array backend: NumPy on the CPU, CuPy on an NVIDIA GPU.
 
-This is the only module that imports CuPy or knows it exists. Everything else asks it for
-``xp`` (the array module of the current backend) and for the few helpers whose APIs differ
-between the two libraries:
+This is the only module that imports CuPy or knows it exists. It holds one setting, the
+backend on which new tensors are created (:func:`set_backend`), and answers two questions:
+which array module an operation's arrays belong to (:func:`array_module`: every operation
+takes its ``xp`` from its inputs this way) and, through the few helpers below, how to do what
+the two libraries spell differently:
 
 ==================  ===========================  ==================================
 helper              NumPy                        CuPy
@@ -46,11 +48,9 @@ __all__ = [
     "to_numpy",
     "scatter_add",
     "erf",
-    "set_cudnn",
-    "cudnn_enabled",
-    "gpu_memory_peak_mib",
-    "to_device_async",
-    "keep_freed_memory",
+    "array_module",
+    "module_of",
+    "cupy_loaded",
 ]
 
 #: The names :func:`set_backend` accepts.
@@ -58,8 +58,6 @@ BACKENDS = ("numpy", "cupy")
 
 #: Environment variable read once, when the package is imported.
 ENV_VAR = "MINI_IFORMER_BACKEND"
-#: Environment variable that switches cuDNN on ("1") when the package is imported.
-CUDNN_ENV_VAR = "MINI_IFORMER_CUDNN"
 
 
 class BackendUnavailableError(RuntimeError):
@@ -77,7 +75,6 @@ _ARRAY_TYPES: list[tuple[type, str]] = [(np.ndarray, "numpy")]
 _name = "numpy"
 _xp: ModuleType = np
 _cupy: ModuleType | None = None
-_use_cudnn = False
 
 
 def _load_cupy() -> ModuleType:
@@ -133,7 +130,8 @@ def get_backend() -> str:
 
 
 def get_xp() -> ModuleType:
-    """The array module of the current backend (``numpy`` or ``cupy``)."""
+    """The array module of the current backend (``numpy`` or ``cupy``), where new tensors are
+    created. Operations use :func:`array_module` of their inputs instead."""
     return _xp
 
 
@@ -153,6 +151,25 @@ def is_array(a: Any) -> bool:
 def module_of(name: str) -> ModuleType:
     """The array module of backend ``name``."""
     return _load_cupy() if name == "cupy" else np
+
+
+def array_module(*arrays: Any) -> ModuleType:
+    """The array module (``numpy`` or ``cupy``) of the arrays an operation received.
+
+    This is how every operation picks its ``xp``: from its inputs, never from a global
+    setting, so an operation on GPU arrays runs on the GPU whatever :func:`set_backend` says
+    (tensors are *created* on the current backend; see :func:`get_xp`). Non-arrays (numbers,
+    None) are ignored; with no array at all, NumPy.
+    """
+    for a in arrays:
+        if array_backend(a) == "cupy":
+            return _cupy
+    return np
+
+
+def cupy_loaded() -> bool:
+    """Whether CuPy has been imported (by selecting the "cupy" backend)."""
+    return _cupy is not None
 
 
 def common_backend(arrays: Any, op: str = "operation") -> str:
@@ -180,48 +197,6 @@ def asarray(data: Any, dtype: Any = None) -> Any:
             data = data.get()
         return np.asarray(data, dtype=dtype)
     return _xp.asarray(data, dtype=dtype)
-
-
-# Host -> GPU copies that do not wait: staging buffers in pinned (page-locked) host memory,
-# each with the CUDA event recorded after its copy; a buffer is reused once its event is done.
-_staging: list[tuple[Any, Any, int]] = []  # (pinned memory, event, bytes)
-_STAGING_KEEP = 32
-
-
-def _staging_buffer(nbytes: int) -> Any:
-    for i, (mem, event, size) in enumerate(_staging):
-        if size >= nbytes and event.done:
-            del _staging[i]
-            return mem, size
-    return _cupy.cuda.alloc_pinned_memory(max(nbytes, 1)), max(nbytes, 1)
-
-
-def to_device_async(data: Any) -> Any:
-    """Host data as an array of the current backend, like :func:`asarray`, but on the GPU
-    without making the host wait.
-
-    A plain copy from ordinary (pageable) host memory waits for every kernel already queued
-    on the GPU before it starts, so each small array sent during a training step (a drop-path
-    mask, say) would stall the step. Here the data is first copied into pinned host memory,
-    from which the GPU copies it asynchronously, in order with the work already queued. On
-    NumPy this is ``np.asarray``.
-    """
-    if _name != "cupy" or array_backend(data) == "cupy":
-        return asarray(data)
-    host = np.ascontiguousarray(data)
-    mem, size = _staging_buffer(host.nbytes)
-    staged = np.frombuffer(mem, np.uint8, host.nbytes).view(host.dtype).reshape(host.shape)
-    staged[...] = host
-    out = _cupy.empty(host.shape, host.dtype)
-    stream = _cupy.cuda.get_current_stream()
-    out.set(staged, stream=stream)
-    _staging.append((mem, stream.record(), size))
-    if len(_staging) > _STAGING_KEEP:
-        for i, (_, event, _) in enumerate(_staging):
-            if event.done:
-                del _staging[i]
-                break
-    return out
 
 
 def to_numpy(a: Any) -> np.ndarray:
@@ -255,84 +230,6 @@ def erf(x: Any) -> Any:
     return _erf(x)
 
 
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
-_kept = False
-
-
-def keep_freed_memory() -> bool:
-    """Let the C library reuse the memory NumPy frees instead of returning it to the system.
-
-    Why it pays: glibc serves large allocations (above a threshold of 128 KiB to 32 MiB) with
-    fresh pages from the kernel, and hands them back when they are freed. A training step
-    allocates and frees hundreds of megabytes of activations and gradients. Every fresh page
-    costs a page fault and a zero-fill the first time it is touched, which measured about 10%
-    of an ``iformer_cifar`` training step on the CPU. With both thresholds raised, freed
-    blocks stay in the process and are reused.
-
-    The cost is that the process keeps the memory of its largest step until it exits, which
-    is what a training loop needs anyway. Process-wide, so the library does not do this on
-    import: ``train_cifar.py`` and the benchmarks call it. Returns True when applied (glibc),
-    False where the C library has no ``mallopt``.
-    """
-    global _kept
-    if _kept:
-        return True
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    largest = 2**31 - 1
-    _kept = bool(mallopt(_M_MMAP_THRESHOLD, largest)) and bool(mallopt(_M_TRIM_THRESHOLD, largest))
-    return _kept
-
-
-def gpu_memory_peak_mib() -> float | None:
-    """MiB of GPU memory held by CuPy's memory pool, which keeps the blocks it has allocated
-    for reuse and so holds the most the process has needed at once (the analogue of
-    ``torch.cuda.max_memory_reserved``); None when CuPy has not been used."""
-    if _cupy is None:
-        return None
-    return _cupy.get_default_memory_pool().total_bytes() / 2**20
-
-
-def set_cudnn(enabled: bool) -> None:
-    """Let convolutions on the GPU call cuDNN (through CuPy) instead of this project's own
-    kernels. Off by default: the point of the project is the kernels you can read. Raises
-    :class:`BackendUnavailableError` when switching on where CuPy has no cuDNN."""
-    global _use_cudnn
-    if not isinstance(enabled, (bool, np.bool_)):
-        raise TypeError(f"set_cudnn: pass True or False, got {enabled!r}")
-    if enabled:
-        cudnn_module()
-    _use_cudnn = bool(enabled)
-
-
-def cudnn_enabled() -> bool:
-    """Whether :func:`set_cudnn` switched cuDNN on."""
-    return _use_cudnn
-
-
-def cudnn_module() -> ModuleType:
-    """CuPy's cuDNN wrapper (``cupyx.cudnn``, ``cupy.cudnn`` in older CuPy)."""
-    _load_cupy()
-    for name in ("cupyx.cudnn", "cupy.cudnn"):
-        try:
-            module = __import__(name, fromlist=["convolution_forward"])
-        except ImportError:
-            continue
-        if hasattr(module, "convolution_forward"):
-            return module
-    raise BackendUnavailableError(
-        "cuDNN is not available to CuPy here (neither cupyx.cudnn nor cupy.cudnn imports). "
-        "Install it with `pip install nvidia-cudnn-cu12` (or your CUDA's build), or leave "
-        "cuDNN off: the project's own kernels need nothing more than CuPy."
-    )
-
-
 def _from_environment() -> None:
     value = os.environ.get(ENV_VAR, "").strip()
     if not value:
@@ -347,5 +244,3 @@ def _from_environment() -> None:
 
 
 _from_environment()
-if os.environ.get(CUDNN_ENV_VAR, "").strip() == "1":
-    _use_cudnn = True

@@ -223,7 +223,7 @@ class _Namespace:
 
 
 #: The whole vocabulary of a tensor state dict: (module, name) -> what it stands for here.
-_ALLOWED: dict[tuple[str, str], Any] = {
+ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("argparse", "Namespace"): _Namespace,
     ("torch._utils", "_rebuild_tensor_v2"): _Callable(_rebuild_tensor_v2),
@@ -238,8 +238,8 @@ _ALLOWED: dict[tuple[str, str], Any] = {
 
 def _lookup(module: str, name: str) -> Any:
     """What ``module.name`` stands for here, or a refusal naming it."""
-    if (module, name) in _ALLOWED:
-        return _ALLOWED[(module, name)]
+    if (module, name) in ALLOWED_GLOBALS:
+        return ALLOWED_GLOBALS[(module, name)]
     if module == "torch" and name.startswith(("float8", "float4")):
         raise _Reason(f"a tensor has dtype torch.{name}, which NumPy cannot represent")
     raise _Reason(f"refused: the pickle asks for {module}.{name}, which is not allowed in a "
@@ -258,7 +258,7 @@ def _scan(data: bytes) -> None:
 
 
 class _TensorUnpickler(pickle.Unpickler):
-    """Reads data.pkl knowing only the names in ``_ALLOWED``; storages come from the zip."""
+    """Reads data.pkl knowing only the names in ``ALLOWED_GLOBALS``; storages come from the zip."""
 
     def __init__(self, data: bytes, archive: zipfile.ZipFile, prefix: str, big_endian: bool):
         super().__init__(io.BytesIO(data))

@@ -2,14 +2,15 @@
 argument orders and defaults, so that ``F.conv2d(x, w, b, stride=2, padding=1)`` reads like
 PyTorch code.
 
-The operations live in one file per family, forward and backward side by side:
+The operations live in one file per family of :mod:`mini_iformer.ops`, each with its
+reference forward and backward side by side (and its fast forms next to it):
 
-* :mod:`mini_iformer.ops.conv` - ``conv2d`` (pointwise, depthwise and general fast paths);
-* :mod:`mini_iformer.ops.pool` - ``max_pool2d``, ``avg_pool2d``, ``interpolate``;
-* :mod:`mini_iformer.ops.nn` - ``linear``, ``layer_norm``, ``batch_norm``, ``gelu``,
-  ``scaled_dot_product_attention``, ``dropout``, ``drop_path``, ``cross_entropy``;
-* :mod:`mini_iformer.ops` - the core operations (``softmax``/``log_softmax`` here take
-  PyTorch's ``dim``).
+* ``conv`` - ``conv2d``;  ``pool`` - ``max_pool2d``, ``avg_pool2d``;  ``resize`` -
+  ``interpolate``;
+* ``linear`` - ``linear``;  ``norm`` - ``layer_norm``, ``batch_norm``;  ``activation`` -
+  ``gelu``;  ``attention`` - ``scaled_dot_product_attention``;  ``dropout`` - ``dropout``,
+  ``drop_path``;  ``loss`` - ``cross_entropy``;
+* the core operations (``softmax``/``log_softmax`` here take PyTorch's ``dim``).
 """
 
 from __future__ import annotations
@@ -18,14 +19,21 @@ from typing import Any
 
 from . import ops
 from .autograd import Tensor
-from .ops.conv import *  # noqa: F403
-from .ops.conv import __all__ as _conv_all
-from .ops.nn import *  # noqa: F403
-from .ops.nn import __all__ as _nn_all
-from .ops.pool import *  # noqa: F403
-from .ops.pool import __all__ as _pool_all
+from .ops.activation import gelu
+from .ops.attention import scaled_dot_product_attention
+from .ops.conv import conv2d
+from .ops.dropout import drop_path, dropout
+from .ops.linear import linear
+from .ops.loss import cross_entropy
+from .ops.norm import batch_norm, layer_norm
+from .ops.pool import avg_pool2d, max_pool2d
+from .ops.resize import interpolate
 
-__all__ = ["softmax", "log_softmax", "pad", *_conv_all, *_pool_all, *_nn_all]
+__all__ = [
+    "softmax", "log_softmax", "pad", "conv2d", "max_pool2d", "avg_pool2d", "interpolate",
+    "linear", "layer_norm", "batch_norm", "gelu", "scaled_dot_product_attention", "dropout",
+    "drop_path", "cross_entropy",
+]
 
 
 def softmax(input: Any, dim: int = -1) -> Tensor:  # noqa: A002 - PyTorch's name

@@ -12,10 +12,11 @@
 
 Inside the block, the autograd engine times every ``Function.forward`` and ``backward`` with
 ``time.perf_counter`` and hands the time to the profiler. Operations are keyed by their name,
-plus the implementation they took where they choose one (``conv2d:pointwise``,
-``conv2d:depthwise``, ``conv2d:general``, ``max_pool2d``...). Time outside operations (Python in
-modules, building the graph, the engine's bookkeeping, the optimiser) is what the caller's
-own total minus :attr:`Profile.total` leaves.
+plus, for convolutions, their kind (``conv2d:pointwise``, ``conv2d:depthwise``,
+``conv2d:general``), whichever implementation computed them. :attr:`Profile.implementations`
+counts the calls of each implementation (``"conv2d:depthwise-rows"``, ``"gelu:reference"``...).
+Time outside operations (Python in modules, building the graph, the engine's bookkeeping, the
+optimiser) is what the caller's own total minus :attr:`Profile.total` leaves.
 
 On a GPU, kernels run asynchronously: the times are then those of *queuing* the work unless
 the caller synchronises, so profile on the NumPy backend, or read GPU profiles with care.
@@ -35,9 +36,9 @@ __all__ = ["Profile", "profile", "key_of"]
 
 
 def key_of(fn: Any) -> str:
-    """An operation's profile key: its name, and its ``path`` when it has one."""
-    path = getattr(fn, "path", None)
-    return f"{fn.name}:{path}" if isinstance(path, str) else str(fn.name)
+    """An operation's profile key: its name, and its ``kind`` when it has one (conv2d)."""
+    kind = getattr(fn, "kind", None)
+    return f"{fn.name}:{kind}" if isinstance(kind, str) else str(fn.name)
 
 
 @dataclass
@@ -46,11 +47,16 @@ class Profile:
 
     seconds: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
     calls: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    #: forward calls per "op:implementation", for operations with several implementations
+    implementations: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def record(self, fn: Any, phase: str, seconds: float) -> None:
         key = (key_of(fn), phase)
         self.seconds[key] += seconds
         self.calls[key] += 1
+        impl = getattr(fn, "implementation", None)
+        if phase == "forward" and impl is not None:
+            self.implementations[f"{fn.name}:{impl.name}"] += 1
 
     @property
     def total(self) -> float:

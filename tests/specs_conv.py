@@ -2,8 +2,8 @@
 ``oracle.check_case`` compares forward and every gradient with PyTorch, with an offset-loop
 convolution written in HIPS autograd, and with a finite difference.
 
-The kind is drawn first, so that each of the three implementations (``conv2d_path``) is
-exercised by about a third of the examples:
+The kind is drawn first (``conv2d_kind``), so that each kind, and the implementations meant
+for it, is exercised by about a third of the examples:
 
 * pointwise: 1x1 kernels, stride 1, no padding, one group;
 * depthwise: groups == in_channels == out_channels, stride 1, any kernel, padding, dilation;
@@ -24,7 +24,7 @@ import torch
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from mini_iformer.ops.conv import _pair, _padding, conv2d, conv2d_path
+from mini_iformer.ops.conv import conv2d, conv2d_kind, conv2d_window
 from oracle import Case, draw_array
 
 KINDS = ("pointwise", "depthwise", "general")
@@ -99,7 +99,7 @@ def _draw_geometry(data, kind: str) -> dict[str, Any]:
         c_in=groups * _int(data, 1, 3, "in channels per group"),
         c_out=groups * _int(data, 1, 3, "out channels per group"),
         groups=groups, kernel=(_int(data, 1, 4, "kh"), _int(data, 1, 4, "kw")), stride=stride,
-        padding=_draw_padding(data, strings=_pair(stride, "stride") == (1, 1)), dilation=dilation,
+        padding=_draw_padding(data, strings=stride in (1, (1, 1))), dilation=dilation,
     )
 
 
@@ -107,8 +107,10 @@ def draw_conv2d(data: st.DataObject, kind: str | None = None) -> dict[str, Any]:
     """One valid conv2d call of ``kind`` (drawn when None), as keyword arguments plus arrays."""
     kind = kind or data.draw(st.sampled_from(KINDS), label="kind")
     geo = _draw_geometry(data, kind)
-    stride, dilation = _pair(geo["stride"], "stride"), _pair(geo["dilation"], "dilation")
-    pads = _padding(geo["padding"], geo["kernel"], stride, dilation)
+    # the padding and geometry as the library reads the arguments (the sizes are not known yet)
+    probe = conv2d_window((1, 1, 1, 1), geo["kernel"], geo["stride"], geo["padding"],
+                          geo["dilation"])
+    stride, dilation, pads = probe.stride, probe.dilation, probe.pads
     # Height and width: from just enough for the dilated kernel to fit, to 3 more.
     sizes = []
     for axis, pad in ((0, pads[0] + pads[1]), (1, pads[2] + pads[3])):
@@ -118,7 +120,7 @@ def draw_conv2d(data: st.DataObject, kind: str | None = None) -> dict[str, Any]:
     batch = data.draw(st.sampled_from([1, 2, None]), label="batch (None: unbatched)")
     x_shape = ((batch,) if batch else ()) + (geo["c_in"], *sizes)
     w_shape = (geo["c_out"], geo["c_in"] // geo["groups"], *geo["kernel"])
-    path = conv2d_path((1,) + x_shape[-3:], w_shape, stride, pads, geo["groups"])
+    path = conv2d_kind((1,) + x_shape[-3:], w_shape, stride, pads, geo["groups"])
     assume(path == kind)  # e.g. a "general" draw that happens to be depthwise is redrawn
     return dict(
         kind=kind, x_shape=x_shape, w_shape=w_shape, bias=data.draw(st.booleans(), label="bias"),
@@ -136,8 +138,9 @@ def conv2d_case(data: st.DataObject, kind: str | None = None) -> Case:
     if call["bias"]:
         inputs.append(draw_array(data, (call["w_shape"][0],), label="bias"))
     args = {k: call[k] for k in ("stride", "padding", "dilation", "groups")}
-    stride, dilation = _pair(call["stride"], "stride"), _pair(call["dilation"], "dilation")
-    geometry = (stride, call["pads"], dilation, call["groups"])
+    win = conv2d_window((1, 1, 1, 1), call["w_shape"][2:], call["stride"], call["padding"],
+                        call["dilation"])
+    geometry = (win.stride, win.pads, win.dilation, call["groups"])
     return Case(
         inputs,
         lambda x, w, b=None: conv2d(x, w, b, **args),

@@ -20,7 +20,7 @@ import torch.nn.functional as TF
 from hypothesis import strategies as st
 
 import mini_iformer as mi
-from mini_iformer.ops import nn as F
+import mini_iformer.functional as F
 from oracle import Case, draw_array, small_shapes, spec_registry
 
 SPECS, spec = spec_registry()

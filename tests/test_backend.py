@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import mini_iformer as mi
-from mini_iformer import backend
+from mini_iformer import backend, runtime
 
 
 @pytest.fixture
@@ -146,9 +146,54 @@ def test_keep_freed_memory_applies_once_on_glibc_and_changes_no_result():
 
     from mini_iformer import backend
 
-    applied = backend.keep_freed_memory()
+    applied = runtime.keep_freed_memory()
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert applied is True
-    assert backend.keep_freed_memory() is applied  # a second call is a no-op
+    assert runtime.keep_freed_memory() is applied  # a second call is a no-op
     a = np.arange(10**6, dtype=np.float32)
     assert float((a * 2).sum()) == float(np.float64(a.sum()) * 2)
+
+
+def test_array_module_is_the_module_of_the_arrays_an_op_receives(monkeypatch):
+    fake = types.ModuleType("fake_cupy")
+    monkeypatch.setattr(backend, "_ARRAY_TYPES", [(_DeviceArray, "cupy"), (np.ndarray, "numpy")])
+    monkeypatch.setattr(backend, "_cupy", fake)
+    assert backend.array_module(np.ones(2)) is np
+    assert backend.array_module(2.0, None, np.ones(2)) is np
+    assert backend.array_module() is np
+    assert backend.array_module(np.ones(2).view(_DeviceArray), 1.0) is fake
+
+
+class _Poisoned(types.ModuleType):
+    def __getattr__(self, name):
+        raise AssertionError(f"an operation used the current backend's module ({name}) instead "
+                             "of its inputs' module")
+
+
+def test_operations_take_their_module_from_their_inputs_not_the_setting(monkeypatch):
+    """Ops, forward and backward, never consult the backend setting (only tensor creation
+    does): with the setting's module poisoned, a graph of every kind of op still runs."""
+    import mini_iformer.functional as F
+
+    rng = np.random.default_rng(0)
+    x = mi.tensor(rng.standard_normal((2, 4, 8, 8)), requires_grad=True)
+    w = mi.tensor(rng.standard_normal((4, 1, 3, 3)), requires_grad=True)
+    g = rng.standard_normal((2, 4, 4, 4))
+    monkeypatch.setattr(backend, "_xp", _Poisoned("poisoned"))
+    for mode in ("fast", "reference"):
+        with mi.ops.use(mode):
+            h = F.gelu(F.conv2d(x, w, padding=1, groups=4))
+            h = F.max_pool2d(h, 3, 1, 1) + F.interpolate(F.avg_pool2d(h, 2), scale_factor=2)
+            h = F.layer_norm(h.permute(0, 2, 3, 1), (4,)).permute(0, 3, 1, 2)
+            h = (mi.tanh(h) * mi.sigmoid(h) + mi.maximum(h, 0.1) + mi.exp(-mi.abs(h))
+                 + mi.clip(h, -1.0, 1.0) + mi.where(h > 0, h, 0.0) + mi.sqrt(h * h + 1)
+                 + mi.log(h * h + 1) + mi.erf(h) + h.var(axis=1, keepdims=True)
+                 + F.log_softmax(h, 1) + h.max(axis=2, keepdims=True) + h[:, [0, 2, 1, 3]])
+            h = mi.concatenate([h[:, :2], mi.stack([h[:, 2], h[:, 3]], 1)], 1)
+            h = F.pad(h, (1, 1, 1, 1))[:, :, 1:-1, 1:-1]
+            q = h.reshape(2, 4, 64).transpose(1, 2)
+            h = F.scaled_dot_product_attention(q, q, q).transpose(1, 2).reshape(2, 4, 8, 8)
+            y = F.conv2d(F.softmax(h, -1), mi.tensor(rng.standard_normal((4, 4, 3, 3))),
+                         stride=2, padding=1)
+            y.backward(g)
+    assert x.grad is not None and w.grad is not None

@@ -1,4 +1,5 @@
-"""The block-and-thread helper, and the ops that use it, across many blocks and threads.
+"""The block-and-thread helper (``mini_iformer.runtime``), and the ops that use it, across many
+blocks and threads.
 
 The op specifications draw shapes smaller than one block; here the block size is shrunk so
 the same ops run through many blocks, with a short last block, on two threads.
@@ -6,24 +7,28 @@ the same ops run through many blocks, with a short last block, on two threads.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 
 import mini_iformer as mi
 import mini_iformer.functional as F
-from mini_iformer.ops import _blocks
+from mini_iformer import runtime
 
 
 @pytest.fixture
-def small_blocks(monkeypatch):
-    monkeypatch.setattr(_blocks, "BLOCK_ELEMENTS", 7 * 5)  # 7 rows of 5, or 35 elements
-    monkeypatch.setattr(_blocks, "THREADS", 2)
+def small_blocks():
+    with runtime.blocks(elements=7 * 5, threads=2):  # 7 rows of 5, or 35 elements
+        yield
 
 
 def test_blocks_cover_every_row_once_in_order(small_blocks):
     seen = []
-    parts = _blocks.for_each_block(100, 5, lambda s, e: seen.append((s, e)) or (s, e), np.zeros(1))
+    parts = runtime.for_each_block(100, 5, lambda s, e: seen.append((s, e)) or (s, e), np.zeros(1))
     assert parts == sorted(parts) and parts[0][0] == 0 and parts[-1][1] == 100
     assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
     assert sorted(seen) == parts and len(parts) == -(-100 // 7)
@@ -35,15 +40,29 @@ def test_errors_inside_a_block_reach_the_caller(small_blocks):
             raise ValueError("block failed")
 
     with pytest.raises(ValueError, match="block failed"):
-        _blocks.for_each_block(100, 5, fail, np.zeros(1))
+        runtime.for_each_block(100, 5, fail, np.zeros(1))
 
 
-def test_thread_count_from_the_environment(monkeypatch):
-    monkeypatch.setenv("MINI_IFORMER_NUM_THREADS", "3")
-    assert _blocks._threads() == 3
-    monkeypatch.setenv("MINI_IFORMER_NUM_THREADS", "many")
-    with pytest.raises(ValueError, match="MINI_IFORMER_NUM_THREADS='many'"):
-        _blocks._threads()
+@pytest.mark.parametrize("value, expected", [("3", "3"), ("1", "1"),
+                                             ("many", "MINI_IFORMER_NUM_THREADS='many'")])
+def test_thread_count_from_the_environment(value, expected):
+    env = dict(os.environ, MINI_IFORMER_NUM_THREADS=value)
+    result = subprocess.run(
+        [sys.executable, "-c", "import mini_iformer.runtime as r; print(r.threads())"],
+        env=env, capture_output=True, text=True)
+    assert expected in (result.stdout if result.returncode == 0 else result.stderr)
+
+
+def test_blocks_restores_the_settings_and_refuses_nonsense():
+    before = (runtime.threads(), runtime.block_elements(123))
+    with runtime.blocks(elements=5, threads=3):
+        assert (runtime.threads(), runtime.block_elements(123)) == (3, 5)
+        with runtime.blocks(threads=1):
+            assert (runtime.threads(), runtime.block_elements(123)) == (1, 5)
+    assert (runtime.threads(), runtime.block_elements(123)) == before
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="positive int"), runtime.blocks(elements=bad):
+            pass
 
 
 def _check(ours, theirs, *arrays):

@@ -1,6 +1,6 @@
-"""conv2d beyond its oracle specification (``specs_conv.py``): each implementation against
-PyTorch and against the textbook forms, the choice between them, what forward keeps for
-backward, and the same refusals as PyTorch, with errors that name the argument."""
+"""conv2d beyond its oracle specification (``specs_conv.py``): each kind against PyTorch,
+the kinds, what forward keeps for backward, and the same refusals as PyTorch, with errors that
+name the argument. (Every implementation against the reference: ``test_implementations.py``.)"""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import mini_iformer as mi
-from mini_iformer.ops import conv as conv_module
-from mini_iformer.ops.conv import conv2d, conv2d_im2col, conv2d_naive, conv2d_path
+from mini_iformer.ops import use
+from mini_iformer.ops.conv import conv2d, conv2d_kind
 from oracle import check_case
-from specs_conv import KINDS, _torch_conv2d, conv2d_case, draw_conv2d
+from specs_conv import KINDS, _torch_conv2d, conv2d_case
 
 
 def _args(call):
@@ -45,10 +45,10 @@ def _args(call):
         ((1, 4, 5, 5), (4, 1, 1, 1), (1, 1), (0, 0, 0, 0), 4, "depthwise"),
     ],
 )
-def test_the_path_is_chosen_by_shape_stride_padding_and_groups(
+def test_the_kind_follows_shape_stride_padding_and_groups(
     x_shape, w_shape, stride, pads, groups, path
 ):
-    assert conv2d_path(x_shape, w_shape, stride, pads, groups) == path
+    assert conv2d_kind(x_shape, w_shape, stride, pads, groups) == path
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -57,43 +57,6 @@ def test_each_path_matches_the_oracles(backend_name, kind, data):
     """Forward and every gradient against PyTorch, HIPS autograd and a finite difference, with
     each implementation drawn as often as the others."""
     check_case(conv2d_case(data, kind))
-
-
-@pytest.mark.parametrize("kind", KINDS)
-@given(data=st.data())
-def test_each_path_equals_the_textbook_forms(kind, data):
-    call = draw_conv2d(data, kind)
-    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
-    x_shape = call["x_shape"] if len(call["x_shape"]) == 4 else (1,) + call["x_shape"]
-    x, w = rng.standard_normal(x_shape), rng.standard_normal(call["w_shape"])
-    b = rng.standard_normal(call["w_shape"][0]) if call["bias"] else None
-    args = _args(call)
-    fast = conv2d(mi.tensor(x), mi.tensor(w), None if b is None else mi.tensor(b), **args).numpy()
-    naive = conv2d_naive(x, w, b, **args)
-    np.testing.assert_allclose(fast, naive, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(conv2d_im2col(x, w, b, **args), naive, rtol=1e-12, atol=1e-12)
-    tb = None if b is None else torch.tensor(b)
-    ref = _torch_conv2d(torch.tensor(x), torch.tensor(w), tb, **args)
-    np.testing.assert_allclose(naive, ref.numpy(), rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize("rows_per_block", [1, 2, 3, 5])
-def test_depthwise_blocks_cover_every_row(monkeypatch, rows_per_block):
-    """The depthwise loop works in blocks of rows (samples x channels); test inputs are small
-    enough to fit in one block, so force several, with a shorter last block."""
-    monkeypatch.setattr(conv_module, "_row_block", lambda rows, length: rows_per_block)
-    rng = np.random.default_rng(rows_per_block)
-    x, w, g = rng.standard_normal((2, 7, 6, 5)), rng.standard_normal((7, 1, 3, 2)), None
-    ours_x, ours_w = mi.tensor(x, requires_grad=True), mi.tensor(w, requires_grad=True)
-    y = conv2d(ours_x, ours_w, padding=(1, 2), dilation=(2, 1), groups=7)
-    g = rng.standard_normal(y.shape)
-    y.backward(g)
-    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
-    ty = torch.nn.functional.conv2d(tx, tw, padding=(1, 2), dilation=(2, 1), groups=7)
-    ty.backward(torch.tensor(g))
-    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(ours_x.grad.numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(ours_w.grad.numpy(), tw.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -170,7 +133,7 @@ def test_mixed_float_dtypes_promote_like_the_other_ops():
     "x_shape, w_shape, kwargs, kept",
     [
         ((2, 3, 5, 5), (4, 3, 1, 1), {}, "x3"),
-        ((2, 3, 5, 5), (3, 1, 3, 3), dict(padding=1, groups=3), "xpf"),
+        ((2, 3, 5, 5), (3, 1, 3, 3), dict(padding=1, groups=3), "x_form"),
         ((2, 3, 5, 5), (4, 3, 3, 3), dict(stride=2), "cols"),
     ],
     ids=["pointwise", "depthwise", "general"],
@@ -300,89 +263,26 @@ def test_refusals_match_torch_on_random_arguments(
         np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("small_map", [0, 10**9])
-@pytest.mark.parametrize("groups, stride, w_shape", [
-    (1, 1, (6, 4, 1, 1)),  # pointwise
-    (1, 2, (6, 4, 3, 3)),  # general
-    (2, 1, (6, 2, 3, 3)),  # grouped
+@pytest.mark.parametrize("side", [3, 9])  # 9 or 81 output pixels: both sides of SMALL_MAP
+@pytest.mark.parametrize("impl, groups, stride, w_shape", [
+    ("pointwise", 1, 1, (6, 4, 1, 1)),
+    ("im2col", 1, 1, (6, 4, 1, 1)),
+    ("im2col", 1, 2, (6, 4, 3, 3)),
+    ("im2col", 2, 1, (6, 2, 3, 3)),  # grouped
 ])
-def test_weight_gradient_per_sample_and_folded_agree_with_torch(monkeypatch, small_map, groups,
-                                                                stride, w_shape):
-    """The weight gradient sums per-sample products on large maps and folds the samples into
-    one product on small ones (_SMALL_MAP): both forms, forced here, are PyTorch's gradient."""
-    monkeypatch.setattr(conv_module, "_SMALL_MAP", small_map)
+def test_weight_gradient_per_sample_and_folded_agree_with_torch(side, impl, groups, stride,
+                                                                w_shape):
+    """The matrix-product forms sum per-sample products for the weight gradient on large maps
+    and fold the samples into one product on small ones: both are PyTorch's gradient."""
     rng = np.random.default_rng(0)
-    x, w = rng.standard_normal((3, 4, 9, 9)), rng.standard_normal(w_shape)
+    x, w = rng.standard_normal((3, 4, side * stride, side * stride)), rng.standard_normal(w_shape)
     xt, wt = mi.tensor(x, requires_grad=True), mi.tensor(w, requires_grad=True)
-    y = conv2d(xt, wt, stride=stride, padding=w_shape[-1] // 2, groups=groups)
+    with use(conv2d=impl):
+        y = conv2d(xt, wt, stride=stride, padding=w_shape[-1] // 2, groups=groups)
     g_out = rng.standard_normal(y.shape)
     y.backward(g_out)
     tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
     ty = torch.nn.functional.conv2d(tx, tw, stride=stride, padding=w_shape[-1] // 2, groups=groups)
     ty.backward(torch.tensor(g_out))
     np.testing.assert_allclose(wt.grad.numpy(), tw.grad.numpy(), rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(xt.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-10)
-
-
-@pytest.mark.parametrize("layout, block", [("row-wise", None), ("pixel-major", None),
-                                           ("channel-major", 1 << 15), ("channel-major", 1)])
-@given(data=st.data())
-def test_every_depthwise_layout_matches_the_oracles(monkeypatch, layout, block, data):
-    """Depthwise convolutions use a row-per-plane offset loop, a pixel-major one or a
-    channel-major one, by shape (_depthwise_layout); each, forced here, meets the whole
-    specification (the channel-major one also with one plane per block)."""
-    monkeypatch.setattr(conv_module, "_depthwise_layout", lambda geo: layout)
-    if block is not None:
-        monkeypatch.setattr(conv_module, "_CHANNEL_BLOCK_ELEMENTS", block)
-    check_case(conv2d_case(data, "depthwise"))
-
-
-@pytest.mark.parametrize("shape, layout", [
-    ((2, 3, 8, 8), "pixel-major"), ((2, 3, 9, 9), "row-wise"),
-    ((128, 3, 16, 16), "channel-major"), ((128, 3, 8, 8), "channel-major"),
-    ((128, 3, 4, 4), "pixel-major"), ((8, 3, 56, 56), "row-wise"), ((64, 3, 33, 33), "row-wise"),
-])
-def test_the_depthwise_layout_is_chosen_by_shape(shape, layout):
-    rng = np.random.default_rng(0)
-    x = mi.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
-    y = conv2d(x, mi.tensor(rng.standard_normal((3, 1, 3, 3)).astype(np.float32)), padding=1,
-               groups=3)
-    assert y._ctx.layout == layout
-
-
-@pytest.mark.parametrize("fold_max", [0, 10**9])
-@given(data=st.data())
-def test_im2col_with_and_without_folding_the_batch_matches_the_oracles(monkeypatch, fold_max,
-                                                                       data):
-    """General convolutions with small output maps fold the batch into one matrix product
-    (_FOLD_MAX_MAP); forced either way, they meet the whole specification."""
-    monkeypatch.setattr(conv_module, "_FOLD_MAX_MAP", fold_max)
-    case = conv2d_case(data, "general")
-    check_case(case)
-
-
-def test_the_batch_is_folded_for_small_output_maps_and_one_group():
-    rng = np.random.default_rng(0)
-    for shape, groups, stride, folded in (((4, 6, 8, 8), 1, 2, True), ((4, 6, 16, 16), 1, 1, False),
-                                          ((4, 6, 8, 8), 2, 2, False)):
-        x = mi.tensor(rng.standard_normal(shape), requires_grad=True)
-        w = mi.tensor(rng.standard_normal((4, 6 // groups, 3, 3)))
-        y = conv2d(x, w, stride=stride, padding=1, groups=groups)
-        assert y._ctx.path == "general" and y._ctx.folded is folded
-
-
-@pytest.mark.parametrize("elements", [1, 200, 10**9])
-def test_col2im_in_chunks_of_samples_gives_the_same_input_gradient(monkeypatch, elements):
-    """col2im adds into a few samples at a time (_COL2IM_ELEMENTS): one sample, a few, or all
-    at once give PyTorch's input gradient."""
-    monkeypatch.setattr(conv_module, "_COL2IM_ELEMENTS", elements)
-    rng = np.random.default_rng(1)
-    x, w = rng.standard_normal((5, 3, 7, 6)), rng.standard_normal((4, 3, 3, 2))
-    xt = mi.tensor(x, requires_grad=True)
-    y = conv2d(xt, mi.tensor(w), stride=(2, 1), padding=1)
-    g = rng.standard_normal(y.shape)
-    y.backward(g)
-    tx = torch.tensor(x, requires_grad=True)
-    torch.nn.functional.conv2d(tx, torch.tensor(w), stride=(2, 1), padding=1).backward(
-        torch.tensor(g))
     np.testing.assert_allclose(xt.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-10)

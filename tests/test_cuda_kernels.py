@@ -21,8 +21,7 @@ from hypothesis import strategies as st
 
 import mini_iformer as mi
 import mini_iformer.functional as F
-from mini_iformer.ops import _cuda, conv, nn, pool
-from mini_iformer import cuda_emulator
+from mini_iformer.ops import cuda, cuda_emulator
 from op_specs import SPECS
 from oracle import check_case
 from specs_conv import conv2d_case
@@ -42,7 +41,7 @@ def recording():
         launched.append(kernel.name)
         cuda_emulator.run(kernel, n, args, dtype)
 
-    with _cuda.emulate(runner):
+    with cuda.emulate(runner):
         yield launched
 
 
@@ -148,21 +147,21 @@ def test_the_model_on_the_kernels_matches_the_numpy_paths():
 
 def test_without_a_gpu_numpy_arrays_take_the_numpy_paths():
     x = np.zeros((1, 2, 4, 4), np.float32)
-    assert not _cuda.use_kernels(x)
-    with _cuda.emulate(cuda_emulator.run):
-        assert _cuda.use_kernels(x)
-        assert not _cuda.use_kernels(x.astype(np.int32))  # no integer kernels
-        assert not _cuda.use_kernels(x.astype(np.float16))
-    assert not _cuda.use_kernels(x)
+    assert not cuda.use_kernels(x)
+    with cuda.emulate(cuda_emulator.run):
+        assert cuda.use_kernels(x)
+        assert not cuda.use_kernels(x.astype(np.int32))  # no integer kernels
+        assert not cuda.use_kernels(x.astype(np.float16))
+    assert not cuda.use_kernels(x)
 
 
 def test_kernel_arguments_are_packed_by_the_convention():
-    packed = _cuda.pack_args((3, 2.5, np.zeros(2, np.float32)), np.float32)
+    packed = cuda.pack_args((3, 2.5, np.zeros(2, np.float32)), np.float32)
     assert type(packed[0]) is np.int64 and type(packed[1]) is np.float32
     assert isinstance(packed[2], np.ndarray)
     with pytest.raises(TypeError, match="flags as ints"):
-        _cuda.pack_args((True,), np.float64)
-    kernel = _cuda.Kernel("gelu_forward", "")
+        cuda.pack_args((True,), np.float64)
+    kernel = cuda.KERNELS["gelu_forward"]
     with pytest.raises(TypeError, match="no kernel for dtype float16"):
         kernel(4, dtype=np.float16)
 
@@ -171,16 +170,16 @@ def test_the_emulator_refuses_a_non_contiguous_array():
     """A kernel indexes its arrays as C-contiguous: the emulator catches glue that forgets."""
     x = np.zeros((4, 4))[:, ::2]
     with pytest.raises(AssertionError, match="non-contiguous"):
-        cuda_emulator.run(nn._GELU_FORWARD, 8, (x,), np.dtype(np.float64))
+        cuda_emulator.run(cuda.KERNELS["gelu_forward"], 8, (x,), np.dtype(np.float64))
 
 
 def test_every_kernel_source_compiles_for_both_dtypes():
-    kernels = [v for m in (conv, nn, pool) for v in vars(m).values()
-               if isinstance(v, _cuda.Kernel)]
+    kernels = list(cuda.KERNELS.values())
     assert len(kernels) == 8
+    assert {k.file for k in kernels} == {"conv.cu", "pool.cu", "activation.cu"}
     for kernel in kernels:
         for dtype in (np.float32, np.float64):
-            lib = cuda_emulator._library(_cuda.source_for(kernel.source, dtype))
+            lib = cuda_emulator._library(cuda.source_for(kernel.source, dtype))
             assert hasattr(lib, kernel.name)
 
 

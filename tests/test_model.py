@@ -1,7 +1,8 @@
 """The iFormer model (mini_iformer.models) as specified by the authors' material.
 
 * The test vectors in shared/reference, made with the authors' model: logits (eval at 64x64
-  and 96x96, train), the label-smoothed loss, every gradient and the BatchNorm statistics.
+  and 96x96, train), the label-smoothed loss, every gradient and the BatchNorm statistics,
+  with every operation in its fast form and again in its reference form.
 * The state-dict listing: keys, shapes, parameter/buffer kinds and parameter counts of every
   released configuration.
 * Agreement with the PyTorch reference (tests/iformer_reference.py, itself checked against
@@ -22,6 +23,7 @@ import iformer_reference as ref
 import mini_iformer as mi
 import mini_iformer.functional as F
 from mini_iformer.models import InceptionTransformer, create_model, list_models, model_config
+from mini_iformer.ops import use
 
 MINI = dict(img_size=64, num_classes=10, depths=(1, 1, 2, 1), embed_dims=(48, 96, 160, 192),
             num_heads=(3, 6, 10, 12), attention_heads=(1, 3, 7, 9, 11))
@@ -52,7 +54,15 @@ def mini(vectors, backend_name) -> InceptionTransformer:
 # ---------------------------------------------------------------------------------------------
 # The authors' test vectors
 # ---------------------------------------------------------------------------------------------
-def test_eval_logits_match_the_authors_model_at_the_trained_size_and_at_96(mini, vectors):
+@pytest.fixture(params=["fast", "reference"])
+def impl_mode(request):
+    """Every operation in its automatic (fast) form, then in its reference form."""
+    with use(request.param):
+        yield request.param
+
+
+def test_eval_logits_match_the_authors_model_at_the_trained_size_and_at_96(mini, vectors,
+                                                                          impl_mode):
     mini.eval()
     with mi.no_grad():
         for image, logits in (("input", "logits_eval"), ("input_96", "logits_eval_96")):
@@ -60,7 +70,8 @@ def test_eval_logits_match_the_authors_model_at_the_trained_size_and_at_96(mini,
                                        rtol=0, atol=LOGIT_ATOL, err_msg=logits)
 
 
-def test_train_step_matches_logits_loss_every_gradient_and_batchnorm_statistics(mini, vectors):
+def test_train_step_matches_logits_loss_every_gradient_and_batchnorm_statistics(mini, vectors,
+                                                                                impl_mode):
     mini.train()
     x = mi.tensor(vectors["input"], requires_grad=True)
     logits = mini(x)

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes
 
 import mini_iformer as mi
-from mini_iformer.ops import nn as F
+import mini_iformer.functional as F
 
 
 def _parity(ours, theirs, words):

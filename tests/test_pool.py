@@ -9,6 +9,7 @@ them depends on the luck of the draw.
 from __future__ import annotations
 
 import warnings
+from contextlib import ExitStack
 
 import numpy as np
 import pytest
@@ -18,15 +19,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import mini_iformer as mi
-from mini_iformer.ops import pool
-from mini_iformer.ops.pool import (
-    avg_pool2d, avg_pool2d_reference, interpolate, interpolate_reference, max_pool2d,
-    max_pool2d_reference,
-)
-from oracle import check_case, draw_array
+import mini_iformer.functional as functional
+from mini_iformer.ops import cuda_emulator, implementations, use
+from mini_iformer.ops.pool import avg_pool2d, max_pool2d
+from mini_iformer.ops.resize import MODES, interpolate
+from oracle import check_case
 from specs_pool import (
-    AVG_POOL_PATHS, INTERPOLATE_PATHS, MAX_POOL_PATHS, _pool_geometry, avg_pool2d_case,
-    interpolate_case, max_pool2d_case,
+    AVG_POOL_PATHS, INTERPOLATE_PATHS, MAX_POOL_PATHS, avg_pool2d_case, interpolate_case,
+    max_pool2d_case,
 )
 
 
@@ -52,131 +52,83 @@ def test_interpolate_path_matches_oracles(backend_name, path, data):
 
 
 # ---------------------------------------------------------------------------------------------
-# Which implementation runs
+# Which implementation runs (each is checked against the reference in test_implementations.py)
 # ---------------------------------------------------------------------------------------------
-def _node(y):
-    return y._ctx
+def _impl(y):
+    return y._ctx.implementation.name
 
 
-def test_iformer_uses_take_the_fast_paths():
+def test_iformer_uses_take_the_fast_forms():
     x = mi.randn(2, 4, 8, 8, requires_grad=True)
-    node = _node(max_pool2d(x, 3, 1, 1))
-    assert isinstance(node, pool.MaxPool2d) and node.win.flat
-    assert isinstance(_node(avg_pool2d(x, 2)), pool.AvgPool2dBlocks)
-    assert isinstance(_node(interpolate(x, scale_factor=2)), pool.RepeatUpsample)
-    assert isinstance(_node(interpolate(x, size=(16, 24))), pool.RepeatUpsample)  # x2, x3
-    assert isinstance(_node(interpolate(x, size=(9, 7), mode="bilinear")), pool.Resize2d)
+    assert _impl(max_pool2d(x, 3, 1, 1)) == "offsets"
+    assert _impl(avg_pool2d(x, 2)) == "tiles"
+    assert _impl(interpolate(x, scale_factor=2)) == "repeat"
+    assert _impl(interpolate(x, size=(16, 24))) == "repeat"  # x2, x3
+    assert _impl(interpolate(x, size=(9, 7), mode="bilinear")) == "reference"
 
 
-def test_other_settings_take_the_general_paths():
+def test_other_settings_take_the_general_forms():
     x = mi.randn(2, 4, 9, 8, requires_grad=True)
-    node = _node(max_pool2d(x, 3, 2, 1))
-    assert isinstance(node, pool.MaxPool2d) and not node.win.flat
-    assert isinstance(_node(avg_pool2d(x, 2)), pool.AvgPool2d)  # 9 rows: not divisible
-    assert isinstance(_node(avg_pool2d(x, 2, 1)), pool.AvgPool2d)
-    assert isinstance(_node(avg_pool2d(x[:, :, :8], 2, padding=1)), pool.AvgPool2d)
-    assert isinstance(_node(interpolate(x, scale_factor=1.5)), pool.Resize2d)
-    assert isinstance(_node(interpolate(x, scale_factor=0.5)), pool.Resize2d)
-    exact_x2 = interpolate(x, scale_factor=2, mode="nearest-exact")
-    assert isinstance(_node(exact_x2), pool.RepeatUpsample)
-    assert isinstance(_node(interpolate(x, scale_factor=2, mode="bilinear")), pool.Resize2d)
-
-
-# ---------------------------------------------------------------------------------------------
-# Fast and general paths against the plain reference forms
-# ---------------------------------------------------------------------------------------------
-def _adjoint_gap(op, reference, x_shape, rng):
-    """|<g, R v> - <A^T g, v>|: zero when our backward is the adjoint of the (linear) reference
-    map R; A^T g is our gradient of sum(g * op(x)) at any x."""
-    x = mi.tensor(rng.standard_normal(x_shape), requires_grad=True)
-    y = op(x)
-    g = rng.standard_normal(y.shape)
-    y.backward(g)
-    v = rng.standard_normal(x_shape)
-    return abs(float((g * reference(v)).sum()) - float((x.grad.numpy() * v).sum()))
-
-
-@given(data=st.data())
-def test_max_pool2d_matches_the_window_loop(backend_name, data):
-    kernel, stride, padding, dilation, shape = _pool_geometry(data, True, None)
-    shape = shape if len(shape) == 4 else (1,) + shape
-    ceil_mode = data.draw(st.booleans(), label="ceil_mode")
-    args = (kernel, stride, padding, dilation, ceil_mode)
-    x_np = draw_array(data, shape, "distinct")
-    ref, index = max_pool2d_reference(x_np, *args)
-    x = mi.tensor(x_np, requires_grad=True)
-    y = max_pool2d(x, *args)
-    np.testing.assert_array_equal(y.numpy(), ref)
-    g = np.random.default_rng(0).standard_normal(y.shape)
-    y.backward(g)
-    expected = np.zeros(shape[:2] + (shape[2] * shape[3],))
-    n, c = np.indices(index.shape[:2])
-    for a in range(index.shape[2]):
-        for b in range(index.shape[3]):
-            hit = index[:, :, a, b] >= 0  # -1: a window wholly in the padding
-            np.add.at(expected, (n[hit], c[hit], index[:, :, a, b][hit]), g[:, :, a, b][hit])
-    np.testing.assert_allclose(x.grad.numpy(), expected.reshape(shape), rtol=1e-12, atol=1e-12)
-
-
-@given(data=st.data())
-def test_avg_pool2d_matches_the_window_loop(backend_name, data):
-    kernel, stride, padding, _, shape = _pool_geometry(data, False, None)
-    shape = shape if len(shape) == 4 else (1,) + shape
-    if data.draw(st.booleans(), label="tiles"):
-        stride, padding, shape = None, 0, shape[:2] + (kernel[0] * 2, kernel[1] * 3)
-    args = (
-        kernel, stride, padding, data.draw(st.booleans(), label="ceil_mode"),
-        data.draw(st.booleans(), label="count_include_pad"),
-        data.draw(st.sampled_from([None, 2, -3]), label="divisor_override"),
-    )
-    x_np = draw_array(data, shape)
-    y = avg_pool2d(mi.tensor(x_np), *args)
-    np.testing.assert_allclose(y.numpy(), avg_pool2d_reference(x_np, *args), rtol=1e-12, atol=1e-12)
-    gap = _adjoint_gap(
-        lambda t: avg_pool2d(t, *args), lambda v: avg_pool2d_reference(v, *args), shape,
-        np.random.default_rng(1),
-    )
-    assert gap < 1e-9
-
-
-@pytest.mark.parametrize("mode", pool.MODES)
-@given(data=st.data())
-def test_interpolate_matches_the_pixel_loop(backend_name, mode, data):
-    shape = (2, 2, data.draw(st.integers(1, 6)), data.draw(st.integers(1, 6)))
-    size = (data.draw(st.integers(1, 13)), data.draw(st.integers(1, 13)))
-    interpolating = mode in ("bilinear", "bicubic")
-    align = data.draw(st.booleans()) if interpolating else False
-    kwargs = dict(size=size, mode=mode, align_corners=align if interpolating else None)
-    x_np = draw_array(data, shape)
-    y = interpolate(mi.tensor(x_np), **kwargs)
-    ref = interpolate_reference(x_np, size, mode=mode, align_corners=align)
-    np.testing.assert_allclose(y.numpy(), ref, rtol=1e-12, atol=1e-12)
-    gap = _adjoint_gap(
-        lambda t: interpolate(t, **kwargs),
-        lambda v: interpolate_reference(v, size, mode=mode, align_corners=align),
-        shape, np.random.default_rng(2),
-    )
-    assert gap < 1e-9
+    assert _impl(avg_pool2d(x, 2)) == "offsets"  # 9 rows: not divisible
+    assert _impl(avg_pool2d(x, 2, 1)) == "offsets"
+    assert _impl(avg_pool2d(x[:, :, :8], 2, padding=1)) == "offsets"
+    assert _impl(interpolate(x, scale_factor=1.5)) == "reference"
+    assert _impl(interpolate(x, scale_factor=0.5)) == "reference"
+    assert _impl(interpolate(x, scale_factor=2, mode="nearest-exact")) == "repeat"
+    assert _impl(interpolate(x, scale_factor=2, mode="bilinear")) == "reference"
 
 
 @given(fh=st.integers(1, 4), fw=st.integers(1, 4), h=st.integers(1, 5), w=st.integers(1, 5))
 def test_repeat_upsampling_equals_the_matrix_form(fh, fw, h, w):
     rng = np.random.default_rng(3)
     x_np = rng.standard_normal((2, 3, h, w))
-    eye_h = np.repeat(np.eye(h), fh, axis=0)  # (h*fh, h): row o reads input o // fh
-    eye_w = np.repeat(np.eye(w), fw, axis=0)
     g = rng.standard_normal((2, 3, h * fh, w * fw))
     results = []
-    for apply in (
-        lambda t: pool.RepeatUpsample.apply(t, factors=(fh, fw)),
-        lambda t: pool.Resize2d.apply(t, a_h=eye_h, a_w=eye_w),
-    ):
+    for form in ("repeat", "reference"):
         x = mi.tensor(x_np, requires_grad=True)
-        y = apply(x)
+        with use(interpolate=form):
+            y = interpolate(x, size=(h * fh, w * fw))
         y.backward(g)
         results.append((y.numpy(), x.grad.numpy()))
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12, atol=1e-12)
+
+
+_MINUS_INF = np.full((1, 1, 3, 3), -np.inf)
+_MINUS_INF[0, 0, 2, 2] = 1.0
+_NAN = np.array([[[[1.0, np.nan, 5.0], [2.0, 7.0, np.nan], [0.0, 3.0, 4.0]]]])
+_INT_MIN = np.array([[[[-(2**63), -(2**63)], [-(2**63), 5]]]], dtype=np.int64)
+
+
+_EDGES = {"-inf 3/1/1": (_MINUS_INF, (3, 1, 1)), "-inf 2/2/1": (_MINUS_INF, (2, 2, 1)),
+          "nan 2/1/0": (_NAN, (2, 1, 0)), "nan 3/1/1": (_NAN, (3, 1, 1)),
+          "int min": (_INT_MIN, (2, 1, 1))}
+_EDGE_CASES = [(form, edge) for form in implementations("max_pool2d") for edge in _EDGES
+               if not (form.startswith("cuda") and edge == "int min")]  # no integer kernels
+
+
+@pytest.mark.parametrize("form, edge", _EDGE_CASES)
+def test_max_pool_padding_never_wins_and_a_nan_does(form, edge):
+    """Windows whose maximum equals the padding value (-inf, the smallest integer) route their
+    gradient to a real element, and a NaN is the maximum of its window, as in PyTorch: in
+    every implementation (where there are several NaNs, the last one wins)."""
+    x, args = _EDGES[edge]
+    float_input = x.dtype.kind == "f"
+    ours = mi.tensor(x, requires_grad=float_input)
+    with ExitStack() as stack:
+        stack.enter_context(use(max_pool2d=form))
+        if form.startswith("cuda"):
+            stack.enter_context(cuda_emulator.emulated())
+        y = max_pool2d(ours, *args)
+        if float_input:
+            y.backward(np.arange(1.0, y.size + 1).reshape(y.shape))
+    ty = TF.max_pool2d(torch.tensor(x, requires_grad=float_input), *args)
+    np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
+    if float_input:
+        theirs = torch.tensor(x, requires_grad=True)
+        ty = TF.max_pool2d(theirs, *args)
+        ty.backward(torch.arange(1.0, ty.numel() + 1, dtype=torch.float64).reshape(ty.shape))
+        np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy(), err_msg=form)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,7 +291,7 @@ ERRORS = [
 def test_invalid_arguments_are_refused_like_pytorch(what, call, words):
     assert _torch_raises(lambda: call(TF, torch.tensor(X))), f"PyTorch accepts {what}"
     with pytest.raises((ValueError, TypeError)) as info:
-        call(pool, mi.tensor(X))
+        call(functional, mi.tensor(X))
     message = str(info.value)
     assert message.split(":")[0] in ("max_pool2d", "avg_pool2d", "interpolate"), message
     for word in words:
@@ -380,7 +332,7 @@ def test_avg_pool2d_refuses_what_pytorch_refuses(shape, kernel, stride, padding,
             "avg_pool2d")
 
 
-_modes = st.sampled_from(list(pool.MODES) + ["linear", "trilinear", "lanczos", "Bilinear"])
+_modes = st.sampled_from(list(MODES) + ["linear", "trilinear", "lanczos", "Bilinear"])
 
 
 @given(shape=st.lists(st.integers(0, 4), min_size=4, max_size=4).map(tuple),

@@ -1,8 +1,21 @@
-"""Every core operation, and the Tensor methods and operators that call them.
+"""Every operation, one file per family, and the Tensor methods and operators that call them.
 
-The operations live in one file per family (``elementwise``, ``reduce``, ``linalg``,
-``shape``); this module gathers them and attaches them to :class:`~mini_iformer.Tensor`, so
-that ``a + b``, ``x.sum(axis=1)`` and ``mi.sum(x, axis=1)`` are the same operation.
+Where the math lives: each operation's *reference* implementation, forward and backward side
+by side in plain array expressions (``conv.py``: ``conv2d_forward``/``conv2d_backward``;
+``norm.py``: ``layer_norm_forward``/``layer_norm_backward``; ...). Where the speed lives: its
+fast forms, in the ``*_fast.py``, ``conv_*.py`` and ``*_cuda.py`` files next to it, with the
+CUDA kernels in ``.cu`` files. :mod:`.registry` holds the mechanism that picks one per call:
+
+* :func:`implementations` (``"conv2d"``) -> {name: Implementation}, "reference" always there;
+* ``with use("reference"):`` computes every operation in its reference form (the
+  environment variable ``MINI_IFORMER_IMPL=reference`` does it for a whole process);
+  ``use(conv2d="im2col")`` forces one operation's implementation.
+
+The core operations (``elementwise``, ``reduce``, ``linalg``, ``shape``) are gathered here and
+attached to :class:`~mini_iformer.Tensor`, so that ``a + b``, ``x.sum(axis=1)`` and
+``mi.sum(x, axis=1)`` are the same operation; the neural-network ones (``conv``, ``pool``,
+``resize``, ``linear``, ``norm``, ``activation``, ``attention``, ``dropout``, ``loss``) are
+reached through :mod:`mini_iformer.functional`.
 """
 
 from __future__ import annotations
@@ -16,13 +29,14 @@ from .elementwise import (
     sub, tanh, where,
 )
 from .linalg import matmul
+from .registry import implementations, use  # noqa: F401 - the public doors, not star-exported
 from .reduce import log_softmax, max, mean, min, softmax, sum, var
 from .shape import (
     broadcast_to, chunk, concatenate, expand, flatten, getitem, pad, permute, reshape, split,
     squeeze, stack, transpose, unsqueeze,
 )
 
-__all__ = [
+__all__ = [  # what ``from mini_iformer.ops import *`` (and so ``mini_iformer``) exports
     "abs", "add", "astype", "clip", "div", "erf", "exp", "log", "maximum", "minimum", "mul",
     "neg", "pow", "sigmoid", "sqrt", "sub", "tanh", "where", "matmul", "log_softmax", "max",
     "mean", "min", "softmax", "sum", "var", "broadcast_to", "chunk", "concatenate", "expand",
@@ -40,7 +54,8 @@ def _compare(ufunc: str) -> Any:
         elif not (isinstance(other, (int, float, bool)) or backend.is_array(other)):
             return NotImplemented
         backend.common_backend([self.data, other], ufunc)
-        return Tensor._make(getattr(backend.get_xp(), ufunc)(self.data, other))
+        xp = backend.array_module(self.data, other)
+        return Tensor._make(getattr(xp, ufunc)(self.data, other))
 
     compare.__name__ = f"__{ufunc}__"
     return compare
@@ -78,3 +93,8 @@ def _install() -> None:
 
 
 _install()
+
+# The neural-network operations register themselves (and their implementations) on import.
+from . import (  # noqa: E402, F401
+    activation, attention, conv, dropout, linear, loss, norm, pool, resize,
+)

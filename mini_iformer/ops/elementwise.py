@@ -1,7 +1,7 @@
 """Elementwise operations: arithmetic, exp/log and friends, comparisons-with-gradient.
 
 All broadcast like NumPy. A backward may return a gradient of the output's (broadcast)
-shape: the engine sums it back to each input's shape (``autograd._reduce_to``), so the
+shape: the engine sums it back to each input's shape (``backprop.reduce_to``), so the
 functions here only state the calculus.
 
 Notation in the docstrings: ``g`` is the gradient of the loss with respect to the output
@@ -23,8 +23,9 @@ __all__ = [
 ]
 
 
-def _xp() -> Any:
-    return backend.get_xp()
+def _xp(*arrays: Any) -> Any:
+    """The array module of an operation's arrays (numbers are ignored)."""
+    return backend.array_module(*arrays)
 
 
 # -- arithmetic --------------------------------------------------------------------------------
@@ -109,7 +110,7 @@ class Pow(Function):
         return self.y
 
     def backward(self, g):
-        xp = _xp()
+        xp = _xp(g)
         a, b = self.a, self.b
         da = g * b * a ** (b - 1) if self.needs_input_grad[0] else None
         db = g * self.y * xp.log(a) if self.needs_input_grad[1] else None
@@ -159,7 +160,7 @@ class Exp(Function):
     name = "exp"
 
     def forward(self, x):
-        self.y = _xp().exp(x)
+        self.y = _xp(x).exp(x)
         return self.y
 
     def backward(self, g):
@@ -173,7 +174,7 @@ class Log(Function):
 
     def forward(self, x):
         self.x = x
-        return _xp().log(x)
+        return _xp(x).log(x)
 
     def backward(self, g):
         return g / self.x
@@ -185,7 +186,7 @@ class Sqrt(Function):
     name = "sqrt"
 
     def forward(self, x):
-        self.y = _xp().sqrt(x)
+        self.y = _xp(x).sqrt(x)
         return self.y
 
     def backward(self, g):
@@ -198,7 +199,7 @@ class Tanh(Function):
     name = "tanh"
 
     def forward(self, x):
-        self.y = _xp().tanh(x)
+        self.y = _xp(x).tanh(x)
         return self.y
 
     def backward(self, g):
@@ -211,7 +212,7 @@ class Sigmoid(Function):
     name = "sigmoid"
 
     def forward(self, x):
-        xp = _xp()
+        xp = _xp(x)
         # exp of a non-positive number only: e = exp(-|x|); y = 1/(1+e) for x >= 0, e/(1+e) else.
         e = xp.exp(-xp.abs(x))
         self.y = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
@@ -232,7 +233,7 @@ class Erf(Function):
 
     def backward(self, g):
         two_over_sqrt_pi = 1.1283791670955126
-        return g * (two_over_sqrt_pi * _xp().exp(-self.x * self.x))
+        return g * (two_over_sqrt_pi * _xp(g).exp(-self.x * self.x))
 
 
 class Abs(Function):
@@ -242,10 +243,10 @@ class Abs(Function):
 
     def forward(self, x):
         self.x = x
-        return _xp().abs(x)
+        return _xp(x).abs(x)
 
     def backward(self, g):
-        return g * _xp().sign(self.x)
+        return g * _xp(g).sign(self.x)
 
 
 @register_op("exp")
@@ -298,12 +299,12 @@ class Maximum(Function):
     pick = "greater"
 
     def forward(self, a, b):
-        xp = _xp()
+        xp = _xp(a, b)
         self.a, self.b = a, b
         return xp.maximum(a, b) if self.pick == "greater" else xp.minimum(a, b)
 
     def backward(self, g):
-        xp = _xp()
+        xp = _xp(g)
         a_wins = (self.a > self.b) if self.pick == "greater" else (self.a < self.b)
         share = xp.where(a_wins, 1.0, xp.where(self.a == self.b, 0.5, 0.0)).astype(g.dtype)
         da = g * share if self.needs_input_grad[0] else None
@@ -324,12 +325,12 @@ class Where(Function):
     name = "where"
 
     def forward(self, cond, x, other):
-        xp = _xp()
+        xp = _xp(cond, x, other)
         self.cond = xp.asarray(cond, dtype=bool)
         return xp.where(self.cond, x, other)
 
     def backward(self, g):
-        xp = _xp()
+        xp = _xp(g)
         zero = xp.zeros((), dtype=g.dtype)
         dx = xp.where(self.cond, g, zero) if self.needs_input_grad[1] else None
         dother = xp.where(self.cond, zero, g) if self.needs_input_grad[2] else None
@@ -342,7 +343,7 @@ class Clip(Function):
     name = "clip"
 
     def forward(self, x, lo, hi):
-        xp = _xp()
+        xp = _xp(x, lo, hi)
         keep = xp.ones(x.shape, dtype=bool)
         y = x
         if lo is not None:

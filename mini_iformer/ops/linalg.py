@@ -54,10 +54,10 @@ class MatMul(Function):
         self.a = a if need_b or both_vectors else None  # dB needs A, dA needs B
         self.b = b if need_a or both_vectors else None
         self.a_ndim, self.b_ndim = a.ndim, b.ndim
-        return backend.get_xp().matmul(a, b)
+        return backend.array_module(a, b).matmul(a, b)
 
     def backward(self, g):
-        xp = backend.get_xp()
+        xp = backend.array_module(g)
         a, b = self.a, self.b
         if self.a_ndim == 1 and self.b_ndim == 1:  # a dot product: g is a scalar
             return g * b, g * a

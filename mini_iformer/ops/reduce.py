@@ -10,10 +10,13 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
+import numpy as np
+
 from .. import backend
 from ..autograd import Function, Tensor, as_tensor, register_op
-from ._axes import normalize_axes, normalize_axis
-from ._blocks import for_each_block
+from ..runtime import for_each_block
+from .args import normalize_axes, normalize_axis
+from .registry import Dispatch, Implementation, register
 
 __all__ = ["sum", "mean", "max", "min", "var", "softmax", "log_softmax"]
 
@@ -39,7 +42,7 @@ class Sum(Function):
         return x.sum(axis=axes, keepdims=keepdims)
 
     def backward(self, g):
-        xp = backend.get_xp()
+        xp = backend.array_module(g)
         return xp.broadcast_to(g.reshape(_kept_shape(self.shape, self.axes)), self.shape)
 
 
@@ -137,54 +140,63 @@ def var(x: Any, axis: Any = None, correction: int = 1, keepdims: bool = False) -
     return _reduce(Var, x, axis, keepdims, correction=int(correction))
 
 
-class Softmax(Function):
-    """y = exp(x - max x) / sum exp(x - max x) along ``axis``;  dx = y * (g - sum(g * y)).
+def softmax_forward(ctx, x, axis):
+    """y = exp(x - max x) / sum exp(x - max x) along ``axis``. Subtracting the maximum first
+    keeps every exponent <= 0, so nothing overflows."""
+    xp = backend.array_module(x)
+    e = xp.exp(x - x.max(axis=axis, keepdims=True))
+    ctx.y, ctx.axis = e / e.sum(axis=axis, keepdims=True), axis
+    return ctx.y
 
-    Subtracting the maximum first keeps every exponent <= 0, so nothing overflows. Along the
-    last axis of a contiguous array (attention's keys), NumPy works through the rows in
-    cache-sized blocks on all cores (:mod:`mini_iformer.ops._blocks`).
-    """
 
+def softmax_backward(ctx, g):
+    """dx = y * (g - sum(g * y)) along ``axis``."""
+    y = ctx.y
+    return y * (g - (g * y).sum(axis=ctx.axis, keepdims=True))
+
+
+def _last_axis_on_numpy(x, axis) -> bool:
+    return axis == x.ndim - 1 and x.ndim > 1 and backend.array_module(x) is np
+
+
+def blocked_softmax_forward(ctx, x, axis):
+    """The reference along the last axis of a NumPy array, in cache-sized blocks of rows on all
+    cores (:func:`~mini_iformer.runtime.for_each_block`), into one preallocated output, with
+    one reciprocal per row (attention's softmax over keys)."""
+    x2 = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+    y = np.empty_like(x2)
+    col_ones = np.ones(x2.shape[-1], dtype=x2.dtype)
+
+    def block(s, e):
+        yb = y[s:e]
+        np.subtract(x2[s:e], x2[s:e].max(axis=1, keepdims=True), out=yb)
+        np.exp(yb, out=yb)
+        yb *= (1.0 / (yb @ col_ones))[:, None]
+
+    for_each_block(x2.shape[0], x2.shape[1], block, x2)
+    ctx.y = y.reshape(x.shape)
+    return ctx.y
+
+
+def blocked_softmax_backward(ctx, g):
+    """y g - y sum(g y), block by block."""
+    y = ctx.y
+    y2 = y.reshape(-1, y.shape[-1])
+    g2 = np.ascontiguousarray(g).reshape(y2.shape)
+    dx = np.empty_like(y2)
+
+    def block(s, e):
+        out = dx[s:e]
+        np.multiply(g2[s:e], y2[s:e], out=out)
+        dot = np.einsum("ij->i", out)
+        out -= y2[s:e] * dot[:, None]
+
+    for_each_block(y2.shape[0], y2.shape[1], block, y2)
+    return dx.reshape(y.shape)
+
+
+class Softmax(Dispatch):
     name = "softmax"
-
-    def forward(self, x, axis):
-        xp = backend.get_xp()
-        self.axis = axis
-        if axis == x.ndim - 1 and x.ndim > 1 and backend.array_backend(x) == "numpy":
-            x2 = xp.ascontiguousarray(x).reshape(-1, x.shape[-1])
-            y = xp.empty_like(x2)
-            col_ones = xp.ones(x2.shape[-1], dtype=x2.dtype)
-
-            def block(s, e):
-                yb = y[s:e]
-                xp.subtract(x2[s:e], x2[s:e].max(axis=1, keepdims=True), out=yb)
-                xp.exp(yb, out=yb)
-                yb *= (1.0 / (yb @ col_ones))[:, None]
-
-            for_each_block(x2.shape[0], x2.shape[1], block, x2)
-            self.y = y.reshape(x.shape)
-            return self.y
-        e = xp.exp(x - x.max(axis=axis, keepdims=True))
-        self.y = e / e.sum(axis=axis, keepdims=True)
-        return self.y
-
-    def backward(self, g):
-        y = self.y
-        if self.axis == y.ndim - 1 and y.ndim > 1 and backend.array_backend(y) == "numpy":
-            xp = backend.get_xp()
-            y2 = y.reshape(-1, y.shape[-1])
-            g2 = xp.ascontiguousarray(g).reshape(y2.shape)
-            dx = xp.empty_like(y2)
-
-            def block(s, e):
-                out = dx[s:e]
-                xp.multiply(g2[s:e], y2[s:e], out=out)
-                dot = xp.einsum("ij->i", out)
-                out -= y2[s:e] * dot[:, None]  # y g - y sum(g y)
-
-            for_each_block(y2.shape[0], y2.shape[1], block, y2)
-            return dx.reshape(y.shape)
-        return y * (g - (g * y).sum(axis=self.axis, keepdims=True))
 
 
 class LogSoftmax(Function):
@@ -193,14 +205,14 @@ class LogSoftmax(Function):
     name = "log_softmax"
 
     def forward(self, x, axis):
-        xp = backend.get_xp()
+        xp = backend.array_module(x)
         self.axis = axis
         shifted = x - x.max(axis=axis, keepdims=True)
         self.y = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
         return self.y
 
     def backward(self, g):
-        xp = backend.get_xp()
+        xp = backend.array_module(g)
         return g - xp.exp(self.y) * g.sum(axis=self.axis, keepdims=True)
 
 
@@ -219,3 +231,10 @@ def softmax(x: Any, axis: int = -1) -> Tensor:
 def log_softmax(x: Any, axis: int = -1) -> Tensor:
     """log(softmax(x)) along ``axis``, computed without forming softmax (stable)."""
     return _along(LogSoftmax, x, axis)
+
+
+SOFTMAX_IMPLEMENTATIONS = register("softmax", [
+    Implementation("reference", softmax_forward, softmax_backward),
+    Implementation("blocked", blocked_softmax_forward, blocked_softmax_backward,
+                   supports=_last_axis_on_numpy),
+])

@@ -18,13 +18,12 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function, Tensor, as_tensor, as_tensor_list, register_op
-from ._axes import normalize_axis
+from .args import normalize_axis
 
 __all__ = [
     "reshape", "permute", "transpose", "broadcast_to", "expand", "squeeze", "unsqueeze",
     "flatten", "concatenate", "stack", "split", "chunk", "getitem", "pad",
 ]
-
 
 
 def _shape_args(shape: tuple[Any, ...]) -> tuple[int, ...]:
@@ -141,7 +140,7 @@ class BroadcastTo(Function):
     name = "broadcast_to"
 
     def forward(self, x, shape):
-        return backend.get_xp().broadcast_to(x, shape)
+        return backend.array_module(x).broadcast_to(x, shape)
 
     def backward(self, g):
         return g
@@ -190,10 +189,10 @@ class Concatenate(Function):
     def forward(self, *xs, axis):
         self.axis = axis
         self.bounds = np.cumsum([x.shape[axis] for x in xs])[:-1].tolist()
-        return backend.get_xp().concatenate(xs, axis=axis)
+        return backend.array_module(*xs).concatenate(xs, axis=axis)
 
     def backward(self, g):
-        return tuple(backend.get_xp().split(g, self.bounds, axis=self.axis))
+        return tuple(backend.array_module(g).split(g, self.bounds, axis=self.axis))
 
 
 class Stack(Function):
@@ -203,10 +202,10 @@ class Stack(Function):
 
     def forward(self, *xs, axis):
         self.axis = axis
-        return backend.get_xp().stack(xs, axis=axis)
+        return backend.array_module(*xs).stack(xs, axis=axis)
 
     def backward(self, g):
-        xp = backend.get_xp()
+        xp = backend.array_module(g)
         return tuple(xp.take(g, i, axis=self.axis) for i in range(g.shape[self.axis]))
 
 
@@ -318,7 +317,7 @@ class GetItem(Function):
         return x[index]
 
     def backward(self, g):
-        gx = backend.get_xp().zeros(self.shape, dtype=g.dtype)
+        gx = backend.array_module(g).zeros(self.shape, dtype=g.dtype)
         if self.advanced:
             backend.scatter_add(gx, self.index, g)
         else:
@@ -343,7 +342,7 @@ class Pad(Function):
     name = "pad"
 
     def forward(self, x, widths, value):
-        xp = backend.get_xp()
+        xp = backend.array_module(x)
         out_shape = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, widths))
         if builtins.any(n < 0 for n in out_shape):
             raise ValueError(f"padding {widths} would give a negative size {out_shape}")
@@ -360,7 +359,7 @@ class Pad(Function):
         return y
 
     def backward(self, g):
-        gx = backend.get_xp().zeros(self.shape, dtype=g.dtype)
+        gx = backend.array_module(g).zeros(self.shape, dtype=g.dtype)
         gx[self.src] = g[self.dst]
         return gx
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import backend, checkpoint, random
+from .. import backend, checkpoint, random, runtime
 from ..models import create_model, list_models, model_config
 from .engine import DeviceBatches, NonFiniteLossError, RunState, evaluate, train_steps
 from .state import load_training_state, save_training_state
@@ -346,7 +346,7 @@ def run(args: argparse.Namespace) -> int:
     from ..optim import AdamW, WarmupCosine, param_groups_weight_decay
 
     backend.set_backend(args.backend)
-    backend.keep_freed_memory()  # freed activations are reused, not page-faulted in again
+    runtime.keep_freed_memory()  # freed activations are reused, not page-faulted in again
     out = Path(args.out)
     img_size = args.img_size or model_config(args.model)["img_size"]
     train_set, test_set, num_classes = _datasets(args, img_size)
@@ -419,7 +419,7 @@ def run(args: argparse.Namespace) -> int:
                 "test_acc5": result["acc5"], "lr": optimizer.param_groups[0]["lr"],
                 "epoch_seconds": state.train_seconds,
                 "images_per_second": state.seen / max(state.train_seconds, 1e-9),
-                "gpu_memory_mib": backend.gpu_memory_peak_mib() or "",
+                "gpu_memory_mib": runtime.gpu_memory_peak_mib() or "",
             }
             state.history.append(row)
             print(f"epoch {row['epoch']}/{args.epochs}: train loss {row['train_loss']:.4f}, "

@@ -4,8 +4,10 @@ Most operations run on a GPU unchanged: CuPy implements the NumPy calls they are
 and the matrix products go to cuBLAS through ``xp.matmul``. A few formulations that are fast
 on a CPU are slow on a GPU, because they launch many small kernels or copy data around
 (the depthwise convolution's loop over kernel offsets, im2col's strided copy, max pooling's
-running argmax, GELU's dozen elementwise passes). For those, the operation's module keeps a
-CUDA kernel next to its NumPy path, and explains it in its docstring.
+running argmax, GELU's dozen elementwise passes). For those, the operation has a CUDA
+implementation: its kernels live in a ``.cu`` file next to the op family (``conv.cu``,
+``pool.cu``, ``activation.cu``), and a few lines of Python launch them (``conv_cuda.py``,
+``pool_cuda.py``, the end of ``activation_fast.py``).
 
 Every kernel here follows one convention, so that one launcher serves them all:
 
@@ -20,24 +22,28 @@ Every kernel here follows one convention, so that one launcher serves them all:
 * Python ints are passed as ``index_t``, Python floats as ``T``, arrays as pointers to their
   (C-contiguous) data.
 
-A :class:`Kernel` compiles its source the first time it is launched for a dtype (CuPy caches
-the binary on disk too) and keeps the compiled function. Because of the convention above the
-same source also compiles as C++ for the CPU, one "thread" at a time: the tests run every
-kernel that way on machines without a GPU (see :func:`emulate`), so the indexing is checked
-everywhere and the GPU only has to confirm the speed.
+A :class:`Kernel` names one function of a ``.cu`` file (read once, when first needed),
+compiles it the first time it is launched for a dtype (CuPy caches the binary on disk too) and
+keeps the compiled function. Every kernel is listed in :data:`KERNELS`. Because of the
+convention above the same source also compiles as C++ for the CPU, one "thread" at a time:
+the tests run every kernel that way on machines without a GPU (:mod:`.cuda_emulator`, through
+:func:`emulate`), so the indexing is checked everywhere and the GPU only has to confirm the
+speed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
+from importlib import resources
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from .. import backend
 
-__all__ = ["Kernel", "PRELUDE", "use_kernels", "emulate"]
+__all__ = ["Kernel", "KERNELS", "PRELUDE", "use_kernels", "emulate", "source_for", "pack_args"]
 
 #: Text put before every kernel's source.
 PRELUDE = r"""
@@ -81,6 +87,13 @@ def use_kernels(*arrays: Any) -> bool:
     return all(backend.array_backend(a) == "cupy" for a in arrays)
 
 
+def supports(*inputs: Any, **params: Any) -> bool:
+    """An implementation's ``supports`` for the CUDA forms: the floating-point array inputs
+    are on the GPU (or emulated) and have kernels."""
+    arrays = [a for a in inputs if backend.is_array(a) and a.dtype.kind == "f"]
+    return bool(arrays) and use_kernels(*arrays)
+
+
 def source_for(source: str, dtype: Any) -> str:
     """The full source of a kernel for one element type."""
     return f"{PRELUDE}\ntypedef {_C_TYPES[np.dtype(dtype)]} T;\n{source}"
@@ -102,17 +115,36 @@ def pack_args(args: tuple, dtype: Any) -> tuple:
     return tuple(out)
 
 
-class Kernel:
-    """A CUDA kernel in the convention of this module.
+@functools.cache
+def read_source(file: str) -> str:
+    """The text of the ``.cu`` file ``file`` of this package (read once)."""
+    return resources.files(__package__).joinpath(file).read_text()
 
-    ``Kernel(name, source)(n, *args, dtype=...)`` runs ``n`` logical threads of the kernel
-    ``name`` for element type ``dtype`` (float32 or float64). Compiled on first use per dtype.
+
+#: Every kernel, by name.
+KERNELS: dict[str, "Kernel"] = {}
+
+
+class Kernel:
+    """A CUDA kernel in the convention of this module: the function ``name`` of the package's
+    ``.cu`` file ``file``.
+
+    ``Kernel(name, file)(n, *args, dtype=...)`` runs ``n`` logical threads of it for element
+    type ``dtype`` (float32 or float64). Compiled on first use per dtype.
     """
 
-    def __init__(self, name: str, source: str) -> None:
+    def __init__(self, name: str, file: str) -> None:
+        if name in KERNELS:
+            raise ValueError(f"kernel {name!r} is defined twice")
         self.name = name
-        self.source = source
+        self.file = file
         self._compiled: dict[np.dtype, Any] = {}
+        KERNELS[name] = self
+
+    @property
+    def source(self) -> str:
+        """The source of the whole ``.cu`` file the kernel is in."""
+        return read_source(self.file)
 
     def _function(self, dtype: np.dtype) -> Any:
         fn = self._compiled.get(dtype)

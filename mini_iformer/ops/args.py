@@ -1,9 +1,13 @@
-"""Axis arguments, checked once with errors that name the op, the axis and the shape."""
+"""Arguments checked once, with errors that name the op, the argument and the shape."""
 
 from __future__ import annotations
 
+import numbers
 import operator
 from typing import Any
+
+from .. import backend
+from ..autograd import Tensor
 
 
 def normalize_axis(axis: Any, ndim: int, op: str, shape: tuple[int, ...]) -> int:
@@ -31,3 +35,19 @@ def normalize_axes(axis: Any, ndim: int, op: str, shape: tuple[int, ...]) -> tup
     if ndim == 0:
         return ()
     return axes
+
+
+def shape_of(x: Any, name: str, op: str) -> tuple[int, ...]:
+    """The shape of a Tensor or array argument; ``TypeError`` naming it for anything else."""
+    if isinstance(x, Tensor) or backend.is_array(x):
+        return tuple(x.shape)
+    raise TypeError(f"{op}: {name} must be a Tensor or an array, got {type(x).__name__}")
+
+
+def check_probability(p: Any, name: str, op: str) -> float:
+    """A probability argument as a float; ``TypeError``/``ValueError`` naming it otherwise."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        raise TypeError(f"{op}: {name} must be a number in [0, 1], got {p!r}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{op}: {name} has to be between 0 and 1, but got {p}")
+    return float(p)

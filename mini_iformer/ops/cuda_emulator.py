@@ -1,6 +1,6 @@
 """Run the project's CUDA kernels on the CPU, for machines without a GPU (and for lessons).
 
-Every kernel follows the conventions of :mod:`mini_iformer.ops._cuda` (plain CUDA C, one
+Every kernel follows the conventions of :mod:`mini_iformer.ops.cuda` (plain CUDA C, one
 thread per output, a grid-stride loop, no shared memory, no atomics). Such a kernel is also
 valid C++ once ``__global__`` means nothing and ``blockIdx``/``threadIdx``/``blockDim``/
 ``gridDim`` are ordinary variables. This module compiles each kernel that way with the
@@ -13,7 +13,7 @@ What it cannot: speed, and anything about real concurrency beyond the one-writer
 
 Use::
 
-    from mini_iformer import cuda_emulator
+    from mini_iformer.ops import cuda_emulator
     with cuda_emulator.emulated():          # GPU paths on NumPy arrays, kernels on the CPU
         y = mi.functional.conv2d(x, w, padding=1, groups=x.shape[1])
 
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ops import _cuda
+from . import cuda
 
 CPU_PRELUDE = r"""
 #include <math.h>
@@ -108,9 +108,9 @@ def _c_argument(a):
     raise AssertionError(f"a kernel was given an argument of type {type(a).__name__}: {a!r}")
 
 
-def run(kernel: _cuda.Kernel, n: int, args: tuple, dtype: np.dtype) -> None:
-    """The runner :func:`mini_iformer.ops._cuda.emulate` calls for each launch."""
-    lib = _library(_cuda.source_for(kernel.source, dtype))
+def run(kernel: cuda.Kernel, n: int, args: tuple, dtype: np.dtype) -> None:
+    """The runner :func:`mini_iformer.ops.cuda.emulate` calls for each launch."""
+    lib = _library(cuda.source_for(kernel.source, dtype))
     fn = getattr(lib, kernel.name)
     fn.restype = None
     c_args = [_c_argument(a) for a in args]
@@ -127,4 +127,4 @@ def emulated():
             "cuda_emulator needs a C++ compiler (g++, c++ or clang++) on the PATH, e.g. "
             "`apt install g++`"
         )
-    return _cuda.emulate(run)
+    return cuda.emulate(run)

@@ -1,0 +1,256 @@
+"""Resizing: ``interpolate``, with PyTorch's arguments and results.
+
+iFormer's low-frequency mixer upsamples its pooled attention output again with nearest
+neighbours (x2), and position embeddings are resized to a new image size bilinearly.
+
+**The reference: two small matrices.** Every mode computes each output pixel as a weighted sum
+of input pixels, with weights that are a product of a row weight and a column weight. So the
+whole resize is
+
+    y = A_h @ x @ A_w^T   per (n, c) plane,          dx = A_h^T @ g @ A_w
+
+where A_h is (H_out, H_in) and A_w is (W_out, W_in): exact, and two matrix products each way.
+The modes differ only in the taps of one axis (:func:`taps`): one input pixel for nearest, two
+for bilinear, four for bicubic, a bin for area.
+
+**The fast form** (``repeat``): integer nearest up-scaling, iFormer's x2, skips the matrices:
+a ``repeat`` forward and a block sum backward.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+from typing import Any
+
+import numpy as np
+
+from .. import backend
+from ..autograd import Tensor, as_tensor, register_op
+from .registry import Dispatch, Implementation, register
+from .window import block_sums
+
+__all__ = ["interpolate", "interpolate_forward", "interpolate_backward", "taps", "axis_matrix",
+           "MODES"]
+
+
+def _check_bool(value: Any, name: str, op: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# interpolate: where each output pixel reads, along one axis
+# ---------------------------------------------------------------------------------------------
+MODES = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")
+_CUBIC_A = -0.75  # the cubic convolution kernel's parameter (Keys), as PyTorch
+
+
+def _ratio(n_in: int, n_out: int, scale: float | None, align_corners: bool) -> float:
+    """Input pixels per output pixel, PyTorch's rule: with ``align_corners`` the corner
+    centres match, (n_in - 1) / (n_out - 1); otherwise 1 / scale_factor when one was given
+    (it may differ from n_in / n_out, because the output size was rounded down)."""
+    if align_corners:
+        return (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+    return 1.0 / scale if scale is not None and scale > 0 else n_in / n_out
+
+
+def _nearest_index(n_in: int, n_out: int, scale: float | None, exact: bool) -> np.ndarray:
+    """Source index of every output index: floor(dst * ratio) ("nearest", PyTorch's legacy
+    rule, with its two shortcuts) or floor((dst + 0.5) * ratio) ("nearest-exact", pixel
+    centres). The ratio is a float32, as in PyTorch, and so is the product for "nearest":
+    the float rounding decides which pixel is picked when dst * ratio is close to an integer.
+    """
+    dst = np.arange(n_out)
+    if not exact and n_out == n_in:
+        return dst
+    if not exact and n_out == 2 * n_in:
+        return dst >> 1
+    if scale is not None and scale > 0:
+        ratio = np.float32(1.0 / scale)
+    else:
+        ratio = np.float32(n_in) / np.float32(n_out)
+    if exact:
+        src = ((dst + 0.5) * np.float64(ratio)).astype(np.float32)
+    else:
+        src = dst.astype(np.float32) * ratio
+    return np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+
+
+def taps(
+    mode: str, n_in: int, n_out: int, scale: float | None, align_corners: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """For every output index along one axis, the input indices it reads and their weights,
+    both (n_out, taps): output[o] = sum_t weights[o, t] * input[index[o, t]]."""
+    dst = np.arange(n_out)
+    if mode in ("nearest", "nearest-exact"):
+        idx = _nearest_index(n_in, n_out, scale, mode == "nearest-exact")
+        return idx[:, None], np.ones((n_out, 1))
+    if mode == "area":  # adaptive average pooling: bins [floor(o n/m), ceil((o+1) n/m))
+        start = dst * n_in // n_out
+        end = -(-(dst + 1) * n_in // n_out)
+        width = int((end - start).max())
+        idx = start[:, None] + np.arange(width)
+        inside = idx < end[:, None]
+        return np.minimum(idx, n_in - 1), inside / (end - start)[:, None]
+    ratio = _ratio(n_in, n_out, scale, align_corners)
+    if mode == "bilinear":
+        if n_out == n_in:  # PyTorch copies when the size does not change
+            return dst[:, None], np.ones((n_out, 1))
+        src = ratio * dst if align_corners else np.maximum(ratio * (dst + 0.5) - 0.5, 0.0)
+        i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+        lam = np.clip(src - i0, 0.0, 1.0)
+        i1 = i0 + (i0 < n_in - 1)
+        return np.stack([i0, i1], axis=1), np.stack([1 - lam, lam], axis=1)
+    # bicubic: 4 taps around floor(src), clamped at the borders, Keys' cubic weights
+    src = ratio * dst if align_corners else ratio * (dst + 0.5) - 0.5
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    t = np.clip(src - i0, 0.0, 1.0)
+    a = _CUBIC_A
+    near = lambda u: ((a + 2) * u - (a + 3)) * u * u + 1  # noqa: E731 - |u| <= 1
+    far = lambda u: ((a * u - 5 * a) * u + 8 * a) * u - 4 * a  # noqa: E731 - 1 < |u| < 2
+    weights = np.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], axis=1)
+    idx = np.clip(i0[:, None] + np.arange(-1, 3), 0, n_in - 1)
+    return idx, weights
+
+
+def axis_matrix(idx: np.ndarray, weights: np.ndarray, n_in: int) -> np.ndarray:
+    """The (n_out, n_in) matrix of one axis: row o holds the weights of output o."""
+    a = np.zeros((idx.shape[0], n_in))
+    np.add.at(a, (np.arange(idx.shape[0])[:, None], idx), weights)  # clamped taps may repeat
+    return a
+
+
+def interpolate_forward(ctx, x, a_h, a_w, factors):
+    """y = A_h @ x @ A_w^T for every (n, c) plane of x (N, C, H, W).
+
+    A_h (H_out, H_in) and A_w (W_out, W_in) hold the interpolation weights along each axis
+    (host arrays, moved to x's backend and dtype here). Written as two matrix products:
+    A_w on the rows (one product over all N*C*H rows), then A_h on the columns of every plane.
+    """
+    xp = backend.array_module(x)
+    a_h, a_w = xp.asarray(a_h, dtype=x.dtype), xp.asarray(a_w, dtype=x.dtype)
+    ctx.a_h, ctx.a_w = a_h, a_w
+    return a_h @ (x @ a_w.T)
+
+
+def interpolate_backward(ctx, g):
+    """dx = A_h^T @ g @ A_w: the transposes, in reverse order."""
+    return ctx.a_h.T @ (g @ ctx.a_w)
+
+
+def repeat_forward(ctx, x, a_h, a_w, factors):
+    """Nearest up-scaling by integer factors (f_h, f_w): every pixel becomes an f_h x f_w
+    block, ``repeat`` along W then along H. Applies when the nearest index map is exactly
+    "each input pixel f times" on both axes (iFormer's x2)."""
+    xp = backend.array_module(x)
+    fh, fw = ctx.factors = factors
+    return xp.repeat(xp.repeat(x, fw, axis=3), fh, axis=2)
+
+
+def repeat_backward(ctx, g):
+    """dx = the sum of g over each block: the f_h * f_w strided slices of g, added up."""
+    return block_sums(g, *ctx.factors)
+
+
+class Interpolate(Dispatch):
+    name = "interpolate"
+
+
+def _integer_factor(idx: np.ndarray, n_in: int) -> int | None:
+    """f when the nearest index map is exactly "each input pixel f times" (dst // f)."""
+    n_out = idx.shape[0]
+    if idx.shape[1] != 1 or n_out % n_in:
+        return None
+    f = n_out // n_in
+    return f if np.array_equal(idx[:, 0], np.arange(n_out) // f) else None
+
+
+def _spatial(value: Any, name: str, kind: str) -> list[Any]:
+    """``size`` or ``scale_factor``: one value for both axes, or a sequence of two."""
+    items = list(value) if isinstance(value, (tuple, list)) else [value, value]
+    if len(items) != 2:
+        raise ValueError(
+            f"interpolate: {name} must have one value per spatial axis (2 for a 4-D input), "
+            f"got {value!r}"
+        )
+    for v in items:
+        wanted = numbers.Integral if kind == "int" else numbers.Real
+        if not isinstance(v, wanted) or isinstance(v, bool):
+            raise TypeError(f"interpolate: {name} must be {kind}s, got {value!r}")
+    return [operator.index(v) for v in items] if kind == "int" else [float(v) for v in items]
+
+
+@register_op("interpolate")
+def interpolate(
+    input: Any, size: Any = None, scale_factor: Any = None, mode: str = "nearest",  # noqa: A002
+    align_corners: bool | None = None, recompute_scale_factor: bool | None = None,
+) -> Tensor:
+    """Resize the H and W axes of an (N, C, H, W) input, like
+    ``torch.nn.functional.interpolate``.
+
+    Give exactly one of ``size`` (int or (H_out, W_out)) and ``scale_factor`` (number or pair;
+    the output size is floor(n * scale_factor)). ``mode``: "nearest" (source index
+    floor(dst * ratio)), "nearest-exact" (floor((dst + 0.5) * ratio)), "bilinear", "bicubic"
+    or "area" (adaptive average). ``align_corners`` (bilinear and bicubic only, default False):
+    True maps the corner pixel centres onto each other, ratio = (n_in - 1) / (n_out - 1);
+    False maps pixel edges, with source coordinate (dst + 0.5) * ratio - 0.5. When
+    ``scale_factor`` is given, ratio = 1 / scale_factor unless ``recompute_scale_factor``,
+    then (like with ``size``) ratio = n_in / n_out. (PyTorch's ``antialias`` is not offered.)
+    """
+    op = "interpolate"
+    x = as_tensor(input)
+    if mode not in MODES:
+        raise ValueError(
+            f"{op}: unsupported mode {mode!r} for a 4-D input; choose one of {', '.join(MODES)}"
+        )
+    if mode in ("nearest", "nearest-exact", "area"):
+        if align_corners is not None:
+            raise ValueError(
+                f"{op}: align_corners can only be set with the interpolating modes bilinear "
+                f"and bicubic, not with mode {mode!r}"
+            )
+        align_corners = False
+    elif align_corners is None:
+        align_corners = False
+    else:
+        align_corners = _check_bool(align_corners, "align_corners", op)
+    if (size is None) == (scale_factor is None):
+        raise ValueError(f"{op}: give exactly one of size and scale_factor")
+    if recompute_scale_factor and size is not None:
+        raise ValueError(f"{op}: recompute_scale_factor is not meaningful with an explicit size")
+    if x.ndim != 4:
+        raise ValueError(f"{op}: expected a 4-D (N, C, H, W) input, got shape {x.shape}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op}: expected a floating-point input, got dtype {x.dtype}")
+    h, w = x.shape[2:]
+    if size is not None:
+        out = _spatial(size, "size", "int")
+        scales: list[float | None] = [None, None]
+    else:
+        factors = _spatial(scale_factor, "scale_factor", "number")
+        if not all(math.isfinite(f) for f in factors):
+            raise ValueError(f"{op}: scale_factor must be finite, got {scale_factor!r}")
+        out = [math.floor(n * f) for n, f in zip((h, w), factors)]
+        scales = [None, None] if recompute_scale_factor or mode == "area" else factors
+    if x.shape[1] == 0 or h == 0 or w == 0 or min(out) < 1:
+        raise ValueError(
+            f"{op}: input and output sizes must be positive: input shape {x.shape}, "
+            f"output size {tuple(out)}"
+        )
+    (ih, wh), (iw, ww) = (
+        taps(mode, n, o, s, align_corners) for n, o, s in zip((h, w), out, scales)
+    )
+    fh, fw = _integer_factor(ih, h), _integer_factor(iw, w)
+    factors = (fh, fw) if fh and fw else None
+    a_h, a_w = axis_matrix(ih, wh, h), axis_matrix(iw, ww, w)
+    return Interpolate.apply(x, a_h=a_h, a_w=a_w, factors=factors)
+
+
+IMPLEMENTATIONS = register("interpolate", [
+    Implementation("reference", interpolate_forward, interpolate_backward),
+    Implementation("repeat", repeat_forward, repeat_backward,
+                   supports=lambda x, a_h, a_w, factors: factors is not None),
+])
