@@ -10,7 +10,7 @@ the two libraries spell differently:
 helper              NumPy                        CuPy
 ==================  ===========================  ==================================
 ``scatter_add``     ``np.add.at``                ``cupy.add.at``
-``erf``             ``scipy.special.erf``        ``cupyx.scipy.special.erf``
+``erf``, ``erfc``    ``scipy.special``            ``cupyx.scipy.special``
 ``to_numpy``        the array itself             ``array.get()`` (device -> host)
 ``asarray``         ``np.asarray``               ``cupy.asarray`` (host -> device)
 ==================  ===========================  ==================================
@@ -48,6 +48,7 @@ __all__ = [
     "to_numpy",
     "scatter_add",
     "erf",
+    "erfc",
     "array_module",
     "module_of",
     "cupy_loaded",
@@ -219,15 +220,26 @@ def scatter_add(target: Any, index: Any, values: Any) -> None:
         np.add.at(target, index, values)
 
 
-def erf(x: Any) -> Any:
-    """The error function, elementwise, keeping the dtype of ``x``."""
+def _special(name: str, x: Any) -> Any:
+    """``scipy.special.<name>`` (or CuPy's), elementwise, keeping the dtype of ``x``."""
     if array_backend(x) == "cupy":
         import cupyx.scipy.special  # noqa: PLC0415
 
-        return cupyx.scipy.special.erf(x)
-    from scipy.special import erf as _erf  # noqa: PLC0415 - scipy loads slowly; load on use
+        return getattr(cupyx.scipy.special, name)(x)
+    import scipy.special  # noqa: PLC0415 - scipy loads slowly; load on use
 
-    return _erf(x)
+    return getattr(scipy.special, name)(x)
+
+
+def erf(x: Any) -> Any:
+    """The error function, elementwise, keeping the dtype of ``x``."""
+    return _special("erf", x)
+
+
+def erfc(x: Any) -> Any:
+    """1 - erf(x), elementwise, keeping the dtype of ``x`` and its relative accuracy where
+    erf(x) is close to 1."""
+    return _special("erfc", x)
 
 
 def _from_environment() -> None:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import mini_iformer as mi
 import mini_iformer.functional as F
-from mini_iformer.ops import cuda, cuda_emulator
+from mini_iformer.ops import cuda, cuda_emulator, use
 from op_specs import SPECS
 from oracle import check_case
 from specs_conv import conv2d_case
@@ -30,6 +30,14 @@ from specs_pool import MAX_POOL_PATHS, max_pool2d_case
 pytestmark = pytest.mark.skipif(
     not cuda_emulator.available(), reason="no C++ compiler (g++, c++ or clang++) on the PATH"
 )
+
+
+@pytest.fixture(autouse=True)
+def automatic_choice():
+    """These tests are about the forms the library picks by itself on a GPU (emulated here),
+    whatever MINI_IFORMER_IMPL says."""
+    with use("fast"):
+        yield
 
 
 @contextlib.contextmanager

@@ -416,12 +416,14 @@ def test_cross_entropy_accepts_index_tensors_and_lists():
         np.testing.assert_allclose(F.cross_entropy(z, t).item(), math.log(1 + math.exp(-2)))
 
 
-def test_gelu_float32_is_accurate_over_the_whole_range():
+@pytest.mark.parametrize("mode", ["fast", "reference"])
+def test_gelu_float32_is_accurate_over_the_whole_range(mode):
     from scipy.special import ndtr
 
     x32 = np.linspace(-14.0, 14.0, 400_001).astype(np.float32)
     x = mi.tensor(x32, requires_grad=True)
-    y = F.gelu(x)
+    with mi.ops.use(mode):
+        y = F.gelu(x)
     y.backward(np.ones_like(x32))
     assert y.dtype == np.float32 and x.grad.dtype == np.float32
     xs = x32.astype(np.float64)
@@ -429,9 +431,11 @@ def test_gelu_float32_is_accurate_over_the_whole_range():
     slope = ndtr(xs) + xs * np.exp(-0.5 * xs * xs) / math.sqrt(2 * math.pi)
     err = np.abs(y.numpy() - exact)
     # relative to the value, wherever float32 can represent it: better than float32 PyTorch,
-    # whose 1 + erf(x / sqrt 2) cancels to 0 below x = -5.5
+    # whose 1 + erf(x / sqrt 2) cancels to 0 below x = -5.5. (The reference's erfc(-x / sqrt 2)
+    # rounds x / sqrt 2 to float32 first, and the tail multiplies that rounding by up to
+    # x^2 ~ 200: a few 1e-5 where the fitted tail, working from |x| itself, stays below 1e-5.)
     big = np.abs(exact) > 1e-30
-    assert np.max(err[big] / np.abs(exact[big])) < 1e-5
+    assert np.max(err[big] / np.abs(exact[big])) < (1e-5 if mode == "fast" else 3e-5)
     assert np.max(err) < 1e-6
     assert np.max(np.abs(x.grad.numpy() - slope)) < 1e-6
 

@@ -58,7 +58,13 @@ def _impl(y):
     return y._ctx.implementation.name
 
 
-def test_iformer_uses_take_the_fast_forms():
+@pytest.fixture
+def automatic():
+    with use("fast"):
+        yield
+
+
+def test_iformer_uses_take_the_fast_forms(automatic):
     x = mi.randn(2, 4, 8, 8, requires_grad=True)
     assert _impl(max_pool2d(x, 3, 1, 1)) == "offsets"
     assert _impl(avg_pool2d(x, 2)) == "tiles"
@@ -67,7 +73,7 @@ def test_iformer_uses_take_the_fast_forms():
     assert _impl(interpolate(x, size=(9, 7), mode="bilinear")) == "reference"
 
 
-def test_other_settings_take_the_general_forms():
+def test_other_settings_take_the_general_forms(automatic):
     x = mi.randn(2, 4, 9, 8, requires_grad=True)
     assert _impl(avg_pool2d(x, 2)) == "offsets"  # 9 rows: not divisible
     assert _impl(avg_pool2d(x, 2, 1)) == "offsets"

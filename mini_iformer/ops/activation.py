@@ -1,13 +1,16 @@
 """``gelu``, the Gaussian error linear unit, like ``torch.nn.functional.gelu``.
 
-    GELU(x) = x Phi(x),    Phi(x) = (1 + erf(x / sqrt 2)) / 2     (the standard normal CDF)
+    GELU(x) = x Phi(x),    Phi(x) = (1 + erf(x / sqrt 2)) / 2 = erfc(-x / sqrt 2) / 2
     GELU'(x) = Phi(x) + x phi(x),    phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
 
 or, with ``approximate="tanh"``, Phi(x) ~ (1 + tanh(u)) / 2 with u = sqrt(2/pi) (x + 0.044715
 x^3). iFormer uses the exact form.
 
-**The reference** (:func:`gelu_forward`, :func:`gelu_backward`) is these formulas through
-``erf``. **The fast forms** (``activation_fast.py``): the same in cache-sized blocks on all
+Phi is the standard normal CDF, computed here as ``erfc(-x / sqrt 2) / 2``: the same number,
+but ``1 + erf`` cancels for very negative x (below about -5.5 in float32 it is 0), where
+``erfc`` keeps its relative accuracy.
+
+**The reference** (:func:`gelu_forward`, :func:`gelu_backward`) is these formulas. **The fast forms** (``activation_fast.py``): the same in cache-sized blocks on all
 cores, a fitted tail for float32 in place of scipy's ``erf`` loop, and one CUDA kernel
 (``activation.cu``).
 """
@@ -32,12 +35,12 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
 def gelu_forward(ctx, x, approximate):
-    """y = x Phi(x), Phi through ``erf`` (or the tanh approximation). Saves x."""
+    """y = x Phi(x), with Phi(x) = erfc(-x / sqrt 2) / 2 (or the tanh approximation)."""
     xp = backend.array_module(x)
     if approximate == "tanh":
         phi_cdf = 0.5 * (1.0 + xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x**3)))
     else:
-        phi_cdf = 0.5 * (1.0 + backend.erf(x / math.sqrt(2.0)))
+        phi_cdf = 0.5 * backend.erfc(-x / math.sqrt(2.0))
     ctx.x, ctx.approximate = x, approximate
     return x * phi_cdf
 
@@ -51,7 +54,7 @@ def gelu_backward(ctx, g):
         th = xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x**3))
         du = _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * x**2)
         return g * (0.5 * (1.0 + th) + 0.5 * x * (1.0 - th**2) * du)
-    phi_cdf = 0.5 * (1.0 + backend.erf(x / math.sqrt(2.0)))
+    phi_cdf = 0.5 * backend.erfc(-x / math.sqrt(2.0))
     phi_pdf = xp.exp(-0.5 * x**2) / math.sqrt(2.0 * math.pi)
     return g * (phi_cdf + x * phi_pdf)
 

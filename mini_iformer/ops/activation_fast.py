@@ -54,10 +54,9 @@ def _scratch(rows: int, n: int) -> np.ndarray:
 
 
 def _gelu_erf_block(x, y, d):
-    """y = x Phi(x) with Phi(x) = (1 + erf(x / sqrt 2)) / 2, and d = Phi(x) + x phi(x)."""
+    """y = x Phi(x) with Phi(x) = erfc(-x / sqrt 2) / 2, and d = Phi(x) + x phi(x)."""
     xp = backend.array_module(x)
-    cdf = backend.erf(x * _SQRT_HALF)
-    cdf += 1.0
+    cdf = backend.erfc(x * -_SQRT_HALF)  # 1 + erf(x / sqrt 2), without its cancellation
     cdf *= 0.5
     xp.multiply(x, cdf, out=y)
     if d is not None:

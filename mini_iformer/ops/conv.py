@@ -58,9 +58,10 @@ def conv2d_forward(ctx, x, w, win: Window, groups: int):
 
         y[n, g, o, i, j] = sum_{a, b'} sum_c w[g, o, c, a, b'] * seen_{a,b'}[n, g, c, i, j]
 
-    Saves the padded input (for dw) and the weight (for dx).
+    Saves the padded input if dw will be asked for, the weight if dx will.
     """
     xp = backend.array_module(x, w)
+    need_x, need_w = ctx.needs_input_grad[:2]
     n, o = x.shape[0], w.shape[0]
     (ho, wo), cg = win.out, w.shape[1]
     xpad = win.pad(x)
@@ -70,32 +71,41 @@ def conv2d_forward(ctx, x, w, win: Window, groups: int):
         rows, cols = win.taps(a, b)
         seen = xpad[:, :, rows, cols].reshape(n, groups, cg, ho, wo)
         y = y + xp.einsum("ngchw,goc->ngohw", seen, wg[..., a, b], optimize=True)
-    ctx.xpad, ctx.w, ctx.win, ctx.groups = xpad, w, win, groups
+    ctx.xpad, ctx.w = (xpad if need_w else None), (w if need_x else None)
+    ctx.win, ctx.groups, ctx.w_shape = win, groups, w.shape
     return y.reshape(n, o, ho, wo)
 
 
 def conv2d_backward(ctx, g):
-    """The same offset loop backwards: each offset adds its share of dw, and sends g back to
-    the input pixels it read (a transposed convolution):
+    """The same offset loop backwards. dw correlates the input with g; dx sends g back to the
+    input pixels each offset read (a transposed convolution):
 
         dw[g, o, c, a, b'] = sum_{n, i, j} g[n, g, o, i, j] * seen_{a,b'}[n, g, c, i, j]
         dxp[:, :, taps(a, b')] += sum_o w[g, o, c, a, b'] * g[n, g, o, i, j]
     """
     xp = backend.array_module(g)
-    xpad, w, win, groups = ctx.xpad, ctx.w, ctx.win, ctx.groups
+    win, groups = ctx.win, ctx.groups
     n, c = win.shape[:2]
-    o, cg = w.shape[:2]
+    o, cg = ctx.w_shape[:2]
     (ho, wo) = win.out
     g5 = g.reshape(n, groups, o // groups, ho, wo)
-    wg = w.reshape(groups, o // groups, cg, *win.kernel)
-    dxpad, dw = xp.zeros_like(xpad), xp.zeros_like(wg)
-    for a, b in win.offsets:
-        rows, cols = win.taps(a, b)
-        seen = xpad[:, :, rows, cols].reshape(n, groups, cg, ho, wo)
-        dw[..., a, b] = xp.einsum("ngohw,ngchw->goc", g5, seen, optimize=True)
-        back = xp.einsum("ngohw,goc->ngchw", g5, wg[..., a, b], optimize=True)
-        dxpad[:, :, rows, cols] += back.reshape(n, c, ho, wo)
-    return win.unpad(dxpad), dw.reshape(w.shape)
+    dx = dw = None
+    if ctx.xpad is not None:
+        dw = xp.zeros((groups, o // groups, cg, *win.kernel), dtype=g.dtype)
+        for a, b in win.offsets:
+            rows, cols = win.taps(a, b)
+            seen = ctx.xpad[:, :, rows, cols].reshape(n, groups, cg, ho, wo)
+            dw[..., a, b] = xp.einsum("ngohw,ngchw->goc", g5, seen, optimize=True)
+        dw = dw.reshape(ctx.w_shape)
+    if ctx.w is not None:
+        wg = ctx.w.reshape(groups, o // groups, cg, *win.kernel)
+        dxpad = xp.zeros((n, c, *win.padded), dtype=g.dtype)
+        for a, b in win.offsets:
+            rows, cols = win.taps(a, b)
+            back = xp.einsum("ngohw,goc->ngchw", g5, wg[..., a, b], optimize=True)
+            dxpad[:, :, rows, cols] += back.reshape(n, c, ho, wo)
+        dx = win.unpad(dxpad)
+    return dx, dw
 
 
 # -- the operation -----------------------------------------------------------------------------
