@@ -187,7 +187,7 @@ def test_every_kernel_source_compiles_for_both_dtypes():
     assert {k.file for k in kernels} == {"conv.cu", "pool.cu", "activation.cu"}
     for kernel in kernels:
         for dtype in (np.float32, np.float64):
-            lib = cuda_emulator._library(cuda.source_for(kernel.source, dtype))
+            lib = cuda_emulator.library(cuda.source_for(kernel.source, dtype))
             assert hasattr(lib, kernel.name)
 
 

@@ -72,7 +72,9 @@ def available() -> bool:
     return _compiler is not None
 
 
-def _library(source: str) -> ctypes.CDLL:
+def library(source: str) -> ctypes.CDLL:
+    """``source`` (a kernel's full source, :func:`~.cuda.source_for`) compiled as C++ for the
+    CPU and loaded; compiled once per distinct source."""
     text = CPU_PRELUDE + source
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
     lib = _libraries.get(key)
@@ -110,7 +112,7 @@ def _c_argument(a):
 
 def run(kernel: cuda.Kernel, n: int, args: tuple, dtype: np.dtype) -> None:
     """The runner :func:`mini_iformer.ops.cuda.emulate` calls for each launch."""
-    lib = _library(cuda.source_for(kernel.source, dtype))
+    lib = library(cuda.source_for(kernel.source, dtype))
     fn = getattr(lib, kernel.name)
     fn.restype = None
     c_args = [_c_argument(a) for a in args]
