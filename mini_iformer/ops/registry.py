@@ -5,8 +5,9 @@ its forward and backward side by side, plain array expressions written to be rea
 formula in the docstring. Some operations also have *fast forms*: the same operation computed
 with a memory layout, blocking or a CUDA kernel that makes it faster in some cases. Each fast
 form is an :class:`Implementation` with the same contract as the reference, says when it
-applies, and is tested equal to the reference (``tests/test_implementations.py`` runs every
-registered implementation through the op's whole specification).
+applies, and is tested equal to the reference (``tests/test_implementations.py`` compares every
+registered implementation with it, forward and every gradient, on the op's whole
+specification).
 
 The contract is that of :class:`~mini_iformer.autograd.Function` (and of PyTorch's
 ``autograd.Function``)::
