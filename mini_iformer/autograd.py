@@ -158,6 +158,21 @@ def _with_context(exc: Exception, message: str) -> Exception:
 _profiler: Callable[[Any, str, float], None] | None = None
 
 
+def _numbers_as_arrays(numbers_: list[Any]) -> list[Any]:
+    """Python numbers that meet in an operation with no tensor among them, as arrays of the
+    dtype PyTorch would give their tensors: float32 if any is a float, else int64, else bool
+    (so ``mi.add(1.5, 2)`` is float32, like ``torch.tensor(1.5) + torch.tensor(2)``)."""
+    present = [n for n in numbers_ if n is not None]
+    if any(isinstance(n, float) for n in present):
+        dtype = DEFAULT_DTYPE
+    elif any(not isinstance(n, bool) for n in present):
+        dtype = np.dtype(np.int64)
+    else:
+        dtype = np.dtype(bool)
+    xp = backend.get_xp()  # a new tensor: on the current backend
+    return [None if n is None else xp.asarray(n, dtype=dtype) for n in numbers_]
+
+
 class Function:
     """One differentiable operation, and, once applied, one node of the graph.
 
@@ -204,6 +219,8 @@ class Function:
                 )
         if len(arrays) > 1:
             backend.common_backend(arrays, cls.name)
+        if arrays and not any(backend.is_array(a) for a in arrays):
+            arrays = _numbers_as_arrays(arrays)
         fn = cls()
         # Known before forward runs, so that forward can save only what backward will use.
         fn.needs_input_grad = tuple(

@@ -54,11 +54,12 @@ def reduce_to(g: Any, shape: tuple[int, ...], dtype: np.dtype) -> Any:
         extra = g.ndim - len(shape)
         if extra < 0:
             raise RuntimeError(f"internal: gradient of shape {g.shape} for an input {shape}")
-        if extra:
-            g = g.sum(axis=tuple(range(extra)))
-        axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
-        if axes:
-            g = g.sum(axis=axes, keepdims=True)
+        with np.errstate(invalid="ignore"):  # inf + -inf at a singular point is NaN, silently
+            if extra:
+                g = g.sum(axis=tuple(range(extra)))
+            axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+            if axes:
+                g = g.sum(axis=axes, keepdims=True)
         if g.shape != shape:
             raise RuntimeError(f"internal: gradient of shape {g.shape} for an input {shape}")
     if g.dtype != dtype:

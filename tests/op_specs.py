@@ -16,6 +16,7 @@ import autograd.numpy as anp
 import autograd.scipy.special as asp
 import numpy as np
 import torch
+from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
@@ -25,12 +26,48 @@ from oracle import Case, draw_array, small_shapes, spec_registry
 SPECS, spec = spec_registry()
 
 
+def with_specials(data, x: np.ndarray, values, label: str) -> tuple[np.ndarray, bool]:
+    """``x``, sometimes with a few entries replaced by the op's special values (NaN, inf, 0:
+    where PyTorch defines a value or a gradient by convention). Returns (array, replaced)."""
+    if x.size == 0 or not data.draw(st.booleans(), label=f"{label} has special values"):
+        return x, False
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label=f"{label} where"))
+    out = np.array(x)  # a contiguous copy
+    where = rng.random(out.shape) < 0.3
+    out[where] = rng.choice(np.asarray(values, dtype=float), size=int(where.sum()))
+    return out, bool(where.any())
+
+
 # -- elementwise binary ------------------------------------------------------------------------
-def _binary(ours, theirs, hips, a_kind="normal", b_kind="normal", scalar_b=None):
+_numbers = st.one_of(st.integers(-5, 5), st.floats(-3, 3, allow_nan=False), st.booleans())
+
+
+def _binary(ours, theirs, hips, a_kind="normal", b_kind="normal", scalar_b=None, specials=None,
+            op=None):
+    """Tensor with tensor (broadcasting), tensor with a Python number on either side, or two
+    Python numbers (the result's dtype is PyTorch's for their tensors: float32 for a float).
+    ``specials``: values drawn into the tensors where the op has special points (NaN...),
+    compared with PyTorch's forward and gradients (no finite difference there). ``op``: the
+    registered operation, called on two Python numbers."""
+
     def draw(data: st.DataObject) -> Case:
+        if op is not None and data.draw(st.integers(0, 9), label="numbers only") == 0:
+            p, q = data.draw(_numbers, label="p"), data.draw(_numbers, label="q")
+            if op is mi.div:
+                assume(q != 0)
+            if op is mi.sub:  # PyTorch refuses to subtract bool tensors (so does NumPy)
+                assume(not isinstance(p, bool) and not isinstance(q, bool))
+            return Case([], lambda: op(p, q), lambda: theirs(torch.tensor(p), torch.tensor(q)))
         shapes = data.draw(mutually_broadcastable_shapes(num_shapes=2, max_dims=4, max_side=4))
         a = draw_array(data, shapes.input_shapes[0], a_kind, "a")
         use_scalar = scalar_b is not None and data.draw(st.booleans(), label="scalar operand")
+        if specials is not None and not use_scalar:
+            b = draw_array(data, shapes.input_shapes[1], b_kind, "b")
+            a, special_a = with_specials(data, a, specials, "a")
+            b, special_b = with_specials(data, b, specials, "b")
+            if special_a or special_b:
+                return Case([a, b], ours, theirs, None, fd=False)
+            return Case([a, b], ours, theirs, hips)
         if use_scalar:
             s = data.draw(scalar_b, label="scalar")
             reflected = data.draw(st.booleans(), label="scalar on the left")
@@ -45,17 +82,19 @@ def _binary(ours, theirs, hips, a_kind="normal", b_kind="normal", scalar_b=None)
 
 _floats = st.floats(-3, 3, allow_nan=False).filter(lambda v: abs(v) > 0.1)
 
-SPECS["add"] = _binary(lambda a, b: a + b, lambda a, b: a + b, lambda a, b: a + b, scalar_b=_floats)
-SPECS["sub"] = _binary(lambda a, b: a - b, lambda a, b: a - b, lambda a, b: a - b, scalar_b=_floats)
-SPECS["mul"] = _binary(lambda a, b: a * b, lambda a, b: a * b, lambda a, b: a * b, scalar_b=_floats)
-SPECS["div"] = _binary(
-    lambda a, b: a / b, lambda a, b: a / b, lambda a, b: a / b, "nonzero", "nonzero", _floats
-)
+SPECS["add"] = _binary(lambda a, b: a + b, lambda a, b: a + b, lambda a, b: a + b,
+                       scalar_b=_floats, op=mi.add)
+SPECS["sub"] = _binary(lambda a, b: a - b, lambda a, b: a - b, lambda a, b: a - b,
+                       scalar_b=_floats, op=mi.sub)
+SPECS["mul"] = _binary(lambda a, b: a * b, lambda a, b: a * b, lambda a, b: a * b,
+                       scalar_b=_floats, op=mi.mul)
+SPECS["div"] = _binary(lambda a, b: a / b, lambda a, b: a / b, lambda a, b: a / b,
+                       "nonzero", "nonzero", _floats, op=mi.div)
 SPECS["maximum"] = _binary(
-    mi.maximum, torch.maximum, anp.maximum, "grid", "grid"
+    mi.maximum, torch.maximum, anp.maximum, "grid", "grid", specials=[np.nan, 0.05]
 )
 SPECS["minimum"] = _binary(
-    mi.minimum, torch.minimum, anp.minimum, "grid", "grid"
+    mi.minimum, torch.minimum, anp.minimum, "grid", "grid", specials=[np.nan, 0.05]
 )
 
 
@@ -73,6 +112,11 @@ def _pow(data):
         return Case([x], lambda t: base**t, lambda t: base**t, lambda t: base**t)
     a = draw_array(data, shapes.input_shapes[0], "positive", "a")
     b = draw_array(data, shapes.input_shapes[1], "normal", "b")
+    # base 0 and exponent 0, where PyTorch defines the gradients (0 ** negative is inf)
+    a, zero_base = with_specials(data, a, [0.0], "a")
+    b, zero_exp = with_specials(data, b, [0.0, 1.0, 2.0], "b")
+    if zero_base or zero_exp:
+        return Case([a, b], lambda x, y: x**y, lambda x, y: x**y, None, fd=False, float32=False)
     return Case([a, b], lambda x, y: x**y, lambda x, y: x**y, lambda x, y: x**y)
 
 
@@ -111,24 +155,58 @@ SPECS["sqrt"] = _unary(mi.sqrt, torch.sqrt, anp.sqrt, "positive")
 SPECS["tanh"] = _unary(mi.tanh, torch.tanh, anp.tanh, scale=[1, 3])
 SPECS["sigmoid"] = _unary(mi.sigmoid, torch.sigmoid, lambda x: 1 / (1 + anp.exp(-x)), scale=[1, 5, 30])
 SPECS["erf"] = _unary(mi.erf, torch.erf, asp.erf, scale=[1, 2])
-SPECS["abs"] = _unary(mi.abs, torch.abs, anp.abs, "nonzero")
+@spec("abs")
+def _abs(data):
+    """Away from 0, and sometimes at 0 and NaN, where PyTorch's gradient is 0."""
+    x = draw_array(data, data.draw(small_shapes()), "nonzero")
+    x, special = with_specials(data, x, [0.0, np.nan], "x")
+    return Case([x], mi.abs, torch.abs, None if special else anp.abs, fd=not special)
 
 
 @spec("clip")
 def _clip(data):
-    x = draw_array(data, data.draw(small_shapes()), "grid")
-    lo = data.draw(st.one_of(st.none(), st.integers(-10, 5).map(lambda k: k / 10)), label="min")
-    hi = data.draw(st.one_of(st.none(), st.integers(-5, 10).map(lambda k: k / 10)), label="max")
-    if lo is None and hi is None:
-        hi = 0.5
-    if lo is not None and hi is not None and lo > hi:
-        lo, hi = hi, lo
-    return Case(
-        [x],
-        lambda t: mi.clip(t, lo, hi),
-        lambda t: torch.clamp(t, lo, hi),
-        lambda t: anp.clip(t, -np.inf if lo is None else lo, np.inf if hi is None else hi),
-    )
+    """Bounds that are None, numbers or tensors (broadcast against x, requiring grad), in any
+    order (min > max gives max everywhere, as in PyTorch). x lies on odd multiples of 0.05,
+    bounds on multiples of 0.1 (min) and 0.1 + 0.03 (max): no ties, so finite differences
+    hold."""
+    shapes = data.draw(mutually_broadcastable_shapes(num_shapes=3, max_dims=3, max_side=4))
+    x = draw_array(data, shapes.result_shape, "grid")
+    kinds = [data.draw(st.sampled_from(["none", "number", "tensor"]), label=f"{b} kind")
+             for b in ("min", "max")]
+    if kinds == ["none", "none"]:
+        kinds[1] = "number"
+    bounds, tensors = [], []
+    for i, (kind, offset) in enumerate(zip(kinds, (0.0, 0.03))):
+        rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label=f"bound {i}"))
+        if kind == "none":
+            bounds.append(None)
+        elif kind == "number":
+            bounds.append(float(rng.integers(-10, 10)) / 10 + offset)
+        else:
+            bounds.append(len(tensors))
+            tensors.append(rng.integers(-10, 10, shapes.input_shapes[i + 1]) / 10 + offset)
+
+    def pick(args, i):
+        b = bounds[i]
+        return args[1 + b] if isinstance(b, int) and not isinstance(b, bool) else b
+
+    def ours(t, *b):
+        return mi.clip(t, pick((t, *b), 0), pick((t, *b), 1))
+
+    def theirs(t, *b):
+        lo, hi = pick((t, *b), 0), pick((t, *b), 1)
+        if tensors:  # torch.clamp takes numbers or tensors for both bounds, not one of each
+            lo, hi = (v if v is None or torch.is_tensor(v) else torch.tensor(v, dtype=t.dtype)
+                      for v in (lo, hi))
+        return torch.clamp(t, lo, hi)
+
+    hips = None
+    if not tensors:
+        lo, hi = bounds
+        if lo is None or hi is None or lo <= hi:
+            hips = lambda t: anp.clip(  # noqa: E731
+                t, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+    return Case([x, *tensors], ours, theirs, hips)
 
 
 @spec("astype")
@@ -204,30 +282,35 @@ SPECS["min"] = _reduction("min", lambda t, d, k: torch.amin(t, d, keepdim=k), la
 
 
 def _correction(data, shape, axis):
+    """0, 1, None (PyTorch's default, 1) or a fraction, as PyTorch takes any real number;
+    always leaving degrees of freedom (none left is specified in test_ops.py)."""
     axes = range(len(shape)) if axis is None else (axis if isinstance(axis, tuple) else (axis,))
     count = math.prod(shape[a] for a in axes)
-    top = 1 if count > 1 else 0
-    return {"correction": data.draw(st.integers(0, top), label="correction")}
+    choices = [c for c in (0, 1, None, 0.5, 1.3) if count - (1 if c is None else c) > 0]
+    return {"correction": data.draw(st.sampled_from(choices), label="correction")}
 
 
 SPECS["var"] = _reduction(
     "var",
     lambda t, d, k, correction: torch.var(t, d, correction=correction, keepdim=k),
-    lambda t, a, k, correction: anp.var(t, axis=a, ddof=correction, keepdims=k),
+    lambda t, a, k, correction: anp.var(t, axis=a, ddof=1 if correction is None else correction,
+                                        keepdims=k),
     extra=_correction,
 )
 
 
 def _softmax_like(name, torch_fn, hips_fn):
     def draw(data):
-        x = draw_array(data, data.draw(small_shapes(min_dims=1)))
+        empty = data.draw(st.integers(0, 9), label="with an empty axis") == 0
+        shape = data.draw(small_shapes(min_dims=1, min_side=0 if empty else 1))
+        x = draw_array(data, shape)
         x = x * data.draw(st.sampled_from([1.0, 10.0]), label="scale")
         axis = data.draw(st.integers(-x.ndim, x.ndim - 1), label="axis")
         return Case(
             [x],
             lambda t: getattr(mi, name)(t, axis=axis),
             lambda t: torch_fn(t, dim=axis),
-            lambda t: hips_fn(t, axis),
+            None if x.size == 0 else lambda t: hips_fn(t, axis),
         )
 
     return draw
@@ -298,10 +381,12 @@ def _permute(data):
 
 @spec("transpose")
 def _transpose(data):
-    x = draw_array(data, data.draw(small_shapes(min_dims=1)))
-    a = data.draw(st.integers(-x.ndim, x.ndim - 1), label="axis0")
-    b = data.draw(st.integers(-x.ndim, x.ndim - 1), label="axis1")
-    return Case([x], lambda t: mi.transpose(t, a, b), lambda t: torch.transpose(t, a, b), lambda t: anp.swapaxes(t, a, b))
+    x = draw_array(data, data.draw(small_shapes(min_dims=0)))
+    n = max(x.ndim, 1)  # a 0-d tensor takes the axes 0 and -1, as in PyTorch
+    a = data.draw(st.integers(-n, n - 1), label="axis0")
+    b = data.draw(st.integers(-n, n - 1), label="axis1")
+    return Case([x], lambda t: mi.transpose(t, a, b), lambda t: torch.transpose(t, a, b),
+                (lambda t: anp.swapaxes(t, a, b)) if x.ndim else None)
 
 
 def _broadcast_target(data, shape):

@@ -138,3 +138,104 @@ def test_unsupported_operand_is_a_type_error():
         mi.ones(3) + [1, 2, 3]
     with pytest.raises(TypeError):
         mi.ones(3) + "a"
+
+
+# ---------------------------------------------------------------------------------------------
+# The edges of each op's domain, where PyTorch defines a value, a gradient or a dtype
+# (the specs in op_specs.py draw these classes too; these are the cases as users met them)
+# ---------------------------------------------------------------------------------------------
+def _both(ours, theirs, arrays, grad=True):
+    """Forward, dtype and every gradient (of a non-uniform weighting) against PyTorch."""
+    ms = [mi.tensor(a, requires_grad=grad) for a in arrays]
+    ts = [torch.tensor(a, requires_grad=grad) for a in arrays]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyTorch warns about var() without degrees of freedom
+        t_out = theirs(*ts)
+    out = ours(*ms)
+    assert out.shape == tuple(t_out.shape)
+    assert out.dtype == np.dtype(str(t_out.dtype).replace("torch.", ""))
+    np.testing.assert_allclose(out.numpy(), t_out.detach().numpy(), rtol=1e-12, equal_nan=True)
+    if grad:
+        w = np.arange(1.0, out.size + 1).reshape(out.shape)
+        out.backward(w)
+        t_out.backward(torch.tensor(w))
+        for m, t in zip(ms, ts):
+            np.testing.assert_allclose(m.grad.numpy(), t.grad.numpy(), rtol=1e-12,
+                                       equal_nan=True)
+
+
+X555 = np.random.default_rng(0).standard_normal((5, 5, 5))
+
+
+@pytest.mark.parametrize("correction, keepdims", [(1.3, False), (0.5, True), (None, False),
+                                                  (5, False), (6.5, True), (0, True)])
+def test_var_takes_any_real_correction_like_torch(correction, keepdims):
+    """Also with no degrees of freedom left (correction >= n): inf forward, and PyTorch's
+    backward, which divides by n - correction itself."""
+    _both(lambda t: mi.var(t, 1, correction=correction, keepdims=keepdims),
+          lambda t: torch.var(t, 1, correction=correction, keepdim=keepdims), [X555])
+
+
+def test_var_refuses_a_correction_that_is_not_a_number():
+    with pytest.raises(TypeError, match="correction"):
+        mi.var(mi.tensor(X555), 1, correction="1")
+
+
+@pytest.mark.parametrize("bounds", ["lo", "hi", "both", "crossed"])
+def test_clip_sends_gradients_to_tensor_bounds_like_torch(bounds):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, 10, 5))
+    lo, hi = rng.standard_normal((5, 1, 5)) - 0.5, rng.standard_normal((5, 1, 5)) + 0.5
+    if bounds == "crossed":
+        lo, hi = hi, lo
+    if bounds == "lo":
+        _both(lambda t, a: mi.clip(t, a), lambda t, a: torch.clamp(t, a), [x, lo])
+    elif bounds == "hi":
+        _both(lambda t, b: mi.clip(t, None, b), lambda t, b: torch.clamp(t, None, b), [x, hi])
+    else:
+        _both(mi.clip, torch.clamp, [x, lo, hi])
+
+
+def test_clip_with_min_above_max_gives_max_like_torch():
+    _both(lambda t: mi.clip(t, 0.5, -0.5), lambda t: torch.clamp(t, 0.5, -0.5), [X555])
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_of_an_empty_axis_is_empty_like_torch(name):
+    empty = np.zeros((5, 0, 0))
+    _both(lambda t: getattr(mi, name)(t, axis=-1), lambda t: getattr(torch, name)(t, -1),
+          [empty])
+
+
+def test_transpose_of_a_scalar_is_the_scalar():
+    _both(lambda t: mi.transpose(t, 0, 0), lambda t: torch.transpose(t, 0, 0), [np.array(2.5)])
+    _both(lambda t: mi.transpose(t, -1, 0), lambda t: torch.transpose(t, -1, 0), [np.array(2.5)])
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div"])
+@pytest.mark.parametrize("p, q", [(-4.8, -7.5), (2, 3), (2, 3.5), (7, 2)])
+def test_two_python_numbers_give_pytorchs_dtype(op, p, q):
+    ours = mi.OPS[op](p, q)
+    theirs = getattr(torch, op)(torch.tensor(p), torch.tensor(q))
+    assert ours.dtype == np.dtype(str(theirs.dtype).replace("torch.", ""))
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("op", ["maximum", "minimum"])
+def test_maximum_and_minimum_send_the_gradient_to_both_inputs_at_nan(op):
+    a = np.array([1.0, np.nan, 2.0, 3.0, np.nan, 0.5])
+    b = np.array([np.nan, 1.0, 2.0, 1.0, np.nan, 0.7])
+    _both(mi.OPS[op], getattr(torch, op), [a, b])
+
+
+def test_abs_has_gradient_zero_at_zero_and_nan():
+    _both(mi.abs, torch.abs, [np.array([np.nan, 0.0, -0.0, -1.5, 2.0])])
+
+
+def test_pow_gradients_at_base_zero_and_exponent_zero():
+    base = np.array([0.0, 0.0, 0.0, 2.0, 0.0, 0.0])
+    exponent = np.array([0.0, 2.0, -1.0, 0.0, 0.5, 1.0])
+    _both(lambda a, b: a**b, lambda a, b: a**b, [base, exponent])
+    for p in (0, 1, 2, -1, 0.5):
+        _both(lambda a: a**p, lambda a: a**p, [base])
+    _both(lambda e: 0.0**e, lambda e: 0.0**e, [exponent])

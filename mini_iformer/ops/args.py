@@ -16,7 +16,7 @@ def normalize_axis(axis: Any, ndim: int, op: str, shape: tuple[int, ...]) -> int
         axis = operator.index(axis)
     except TypeError:
         raise TypeError(f"{op}: axis must be an integer, got {axis!r}") from None
-    if not -ndim <= axis < max(ndim, 1) or (ndim == 0 and axis not in (0, -1)):
+    if not -max(ndim, 1) <= axis < max(ndim, 1):  # a 0-d tensor takes 0 and -1, as in PyTorch
         raise ValueError(
             f"{op}: axis {axis} is out of range for a tensor of {ndim} dimensions "
             f"(shape {tuple(shape)})"

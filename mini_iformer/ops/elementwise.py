@@ -71,12 +71,17 @@ class Mul(Function):
 
 
 class Div(Function):
-    """y = a / b;  da = g / b, db = -g * a / b**2 = -g * y / b."""
+    """y = a / b;  da = g / b, db = -g * a / b**2 = -g * y / b.
+
+    True division: integers divided by integers give float32, as in PyTorch (NumPy would give
+    float64)."""
 
     name = "div"
 
     def forward(self, a, b):
         y = a / b
+        if not any(np.dtype(getattr(v, "dtype", type(v))).kind in "fc" for v in (a, b)):
+            y = y.astype(np.float32)
         self.b = b if any(self.needs_input_grad) else None
         self.y = y if self.needs_input_grad[1] else None
         return y
@@ -100,20 +105,28 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """y = a ** b;  da = g * b * a**(b-1), db = g * y * log(a)  (a > 0 where db is needed)."""
+    """y = a ** b;  da = g * b * a**(b-1), db = g * y * log(a), with PyTorch's values at the
+    special points: da = 0 where b = 0 (also at a = 0), db = 0 where a = 0 and b >= 0.
+    0 ** negative is inf, as in PyTorch, without a warning."""
 
     name = "pow"
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        self.y = a**b
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.y = a**b
         return self.y
 
     def backward(self, g):
         xp = _xp(g)
         a, b = self.a, self.b
-        da = g * b * a ** (b - 1) if self.needs_input_grad[0] else None
-        db = g * self.y * xp.log(a) if self.needs_input_grad[1] else None
+        da = db = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.needs_input_grad[0]:
+                da = xp.where(b == 0, 0.0, g * b * a ** (b - 1)).astype(g.dtype, copy=False)
+            if self.needs_input_grad[1]:
+                flat = (a == 0) & (b >= 0)
+                db = xp.where(flat, 0.0, g * self.y * xp.log(a)).astype(g.dtype, copy=False)
         return da, db
 
 
@@ -237,7 +250,7 @@ class Erf(Function):
 
 
 class Abs(Function):
-    """y = |x|;  dx = g * sign(x)  (0 at x = 0, as in PyTorch)."""
+    """y = |x|;  dx = g * sign(x)  (0 at x = 0 and at NaN, as in PyTorch)."""
 
     name = "abs"
 
@@ -246,7 +259,8 @@ class Abs(Function):
         return _xp(x).abs(x)
 
     def backward(self, g):
-        return g * _xp(g).sign(self.x)
+        x = self.x
+        return g * (x > 0) - g * (x < 0)  # sign(x), with 0 at NaN
 
 
 @register_op("exp")
@@ -293,7 +307,8 @@ def abs(x: Any) -> Tensor:  # noqa: A001 - the operator's name
 
 # -- selections --------------------------------------------------------------------------------
 class Maximum(Function):
-    """y = max(a, b);  the gradient goes to the larger input, split in half on ties (PyTorch)."""
+    """y = max(a, b);  the gradient goes to the larger input, split in half on ties, and to
+    both where either is NaN (NaN is neither larger nor smaller), as in PyTorch."""
 
     name = "maximum"
     pick = "greater"
@@ -304,16 +319,17 @@ class Maximum(Function):
         return xp.maximum(a, b) if self.pick == "greater" else xp.minimum(a, b)
 
     def backward(self, g):
-        xp = _xp(g)
-        a_wins = (self.a > self.b) if self.pick == "greater" else (self.a < self.b)
-        share = xp.where(a_wins, 1.0, xp.where(self.a == self.b, 0.5, 0.0)).astype(g.dtype)
-        da = g * share if self.needs_input_grad[0] else None
-        db = g * (1 - share) if self.needs_input_grad[1] else None
+        a, b = self.a, self.b
+        a_loses, b_loses = (a < b, a > b) if self.pick == "greater" else (a > b, a < b)
+        g_tie = g * (1.0 - 0.5 * (a == b))  # g, halved on ties
+        da = g_tie * ~a_loses if self.needs_input_grad[0] else None
+        db = g_tie * ~b_loses if self.needs_input_grad[1] else None
         return da, db
 
 
 class Minimum(Maximum):
-    """y = min(a, b);  the gradient goes to the smaller input, split in half on ties."""
+    """y = min(a, b);  the gradient goes to the smaller input, split in half on ties, and to
+    both where either is NaN."""
 
     name = "minimum"
     pick = "less"
@@ -338,25 +354,40 @@ class Where(Function):
 
 
 class Clip(Function):
-    """y = min(max(x, lo), hi);  dx = g where lo <= x <= hi, else 0 (PyTorch's clamp)."""
+    """y = min(max(x, lo), hi), PyTorch's clamp: with lo > hi, every output is hi.
+
+    The gradient goes to whichever of x, lo and hi the output is:
+
+        dx  = g where lo <= x <= hi
+        dlo = g where x < lo (and lo < hi, when there is a hi)
+        dhi = g where x > hi (or hi < lo, when there is a lo)
+
+    The bounds may be numbers or tensors (broadcast against x); tensor bounds get gradients.
+    """
 
     name = "clip"
 
     def forward(self, x, lo, hi):
         xp = _xp(x, lo, hi)
-        keep = xp.ones(x.shape, dtype=bool)
         y = x
         if lo is not None:
-            keep &= x >= lo
             y = xp.maximum(y, lo)
         if hi is not None:
-            keep &= x <= hi
             y = xp.minimum(y, hi)
-        self.keep = keep
+        self.x, self.lo, self.hi = x, lo, hi
         return y
 
     def backward(self, g):
-        return g * self.keep, None, None
+        x, lo, hi = self.x, self.lo, self.hi
+        above_lo = True if lo is None else x >= lo
+        below_hi = True if hi is None else x <= hi
+        dx = g * (above_lo & below_hi)
+        dlo = dhi = None
+        if self.needs_input_grad[1]:
+            dlo = g * ((x < lo) & (True if hi is None else lo < hi))
+        if self.needs_input_grad[2]:
+            dhi = g * ((x > hi) | (False if lo is None else hi < lo))
+        return dx, dlo, dhi
 
 
 class AsType(Function):
@@ -393,11 +424,11 @@ def where(condition: Any, x: Any, other: Any) -> Tensor:
 
 @register_op("clip")
 def clip(x: Any, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 - PyTorch's names
-    """Limit values to ``[min, max]`` (either bound may be None), like ``torch.clamp``."""
+    """Limit values to ``[min, max]``, like ``torch.clamp``: either bound may be None, a
+    number or a tensor (broadcast against ``x``; a tensor bound that requires grad gets its
+    gradient). With min > max every output is max, as in PyTorch."""
     if min is None and max is None:
         raise ValueError("clip: at least one of min and max must be given")
-    if min is not None and max is not None and min > max:
-        raise ValueError(f"clip: min ({min}) is larger than max ({max})")
     return Clip.apply(x, min, max)
 
 

@@ -8,6 +8,7 @@ then lets broadcasting spread the gradient over the elements that were reduced.
 from __future__ import annotations
 
 import builtins
+import numbers
 from typing import Any
 
 import numpy as np
@@ -87,20 +88,29 @@ class Min(Max):
 
 
 class Var(Function):
-    """y = sum((x - mean)^2) / (n - correction);  dx = g * 2 (x - mean) / (n - correction)."""
+    """y = sum((x - mean)^2) / max(n - correction, 0);  dx = g * 2 (x - mean) / (same).
+
+    ``correction`` may be any real number, as in PyTorch. With no degrees of freedom left the
+    forward divides by zero: inf where the sum is positive, NaN where it is 0; the backward,
+    like PyTorch's, divides by n - correction itself (negative when correction > n), and by
+    zero when they are equal. No warning either way."""
 
     name = "var"
 
     def forward(self, x, axes, correction, keepdims):
         self.axes = axes
         self.d = x - x.mean(axis=axes, keepdims=True)
-        self.denom = builtins.max(_count(x.shape, axes) - correction, 0)
+        self.dof = _count(x.shape, axes) - correction
+        self.denom = builtins.max(self.dof, 0.0)
         sq = (self.d * self.d).sum(axis=axes, keepdims=keepdims)
-        return sq / self.denom if self.denom else sq * float("nan")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return sq / self.denom if self.denom else sq * float("inf")
 
     def backward(self, g):
         g = g.reshape(_kept_shape(self.d.shape, self.axes))
-        return g * (2 / self.denom) * self.d if self.denom else g * self.d * float("nan")
+        scale = 2.0 / self.dof if self.dof else float("inf")
+        with np.errstate(invalid="ignore"):
+            return g * scale * self.d
 
 
 def _reduce(cls: type[Function], x: Any, axis: Any, keepdims: bool, **extra: Any) -> Tensor:
@@ -134,16 +144,23 @@ def min(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A0
 
 
 @register_op("var")
-def var(x: Any, axis: Any = None, correction: int = 1, keepdims: bool = False) -> Tensor:
-    """Variance over ``axis``, dividing by ``n - correction`` (1: unbiased, PyTorch's default;
-    0: the population variance, NumPy's default)."""
-    return _reduce(Var, x, axis, keepdims, correction=int(correction))
+def var(x: Any, axis: Any = None, correction: Any = 1, keepdims: bool = False) -> Tensor:
+    """Variance over ``axis``, dividing by ``n - correction`` (1 or None: unbiased, PyTorch's
+    default; 0: the population variance, NumPy's default; any real number, as in PyTorch)."""
+    if correction is None:
+        correction = 1
+    if isinstance(correction, bool) or not isinstance(correction, numbers.Real):
+        raise TypeError(f"var: correction must be a number, got {correction!r}")
+    return _reduce(Var, x, axis, keepdims, correction=float(correction))
 
 
 def softmax_forward(ctx, x, axis):
     """y = exp(x - max x) / sum exp(x - max x) along ``axis``. Subtracting the maximum first
     keeps every exponent <= 0, so nothing overflows."""
     xp = backend.array_module(x)
+    if x.size == 0:  # nothing to normalise (an empty axis has no maximum)
+        ctx.y, ctx.axis = x.copy(), axis
+        return ctx.y
     e = xp.exp(x - x.max(axis=axis, keepdims=True))
     ctx.y, ctx.axis = e / e.sum(axis=axis, keepdims=True), axis
     return ctx.y
@@ -156,7 +173,7 @@ def softmax_backward(ctx, g):
 
 
 def _last_axis_on_numpy(x, axis) -> bool:
-    return axis == x.ndim - 1 and x.ndim > 1 and backend.array_module(x) is np
+    return axis == x.ndim - 1 and x.ndim > 1 and x.size > 0 and backend.array_module(x) is np
 
 
 def blocked_softmax_forward(ctx, x, axis):
@@ -207,6 +224,9 @@ class LogSoftmax(Function):
     def forward(self, x, axis):
         xp = backend.array_module(x)
         self.axis = axis
+        if x.size == 0:  # nothing to normalise (an empty axis has no maximum)
+            self.y = x.copy()
+            return self.y
         shifted = x - x.max(axis=axis, keepdims=True)
         self.y = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
         return self.y

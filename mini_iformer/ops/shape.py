@@ -129,7 +129,8 @@ def transpose(x: Any, axis0: int, axis1: int) -> Tensor:
     a = normalize_axis(axis0, x.ndim, "transpose", x.shape)
     b = normalize_axis(axis1, x.ndim, "transpose", x.shape)
     axes = list(range(x.ndim))
-    axes[a], axes[b] = axes[b], axes[a]
+    if axes:  # a 0-d tensor (axes 0 or -1) is its own transpose, as in PyTorch
+        axes[a], axes[b] = axes[b], axes[a]
     return Permute.apply(x, axes=tuple(axes))
 
 
