@@ -36,14 +36,15 @@ __all__ = [
 ]
 
 
-def softmax(input: Any, dim: int = -1) -> Tensor:  # noqa: A002 - PyTorch's name
-    """Softmax along ``dim`` (numerically stable)."""
-    return ops.softmax(input, axis=dim)
+def softmax(input: Any, dim: int = -1, *, dtype: Any = None) -> Tensor:  # noqa: A002
+    """Softmax along ``dim`` (numerically stable); ``dtype``: convert the input first."""
+    return ops.softmax(input, axis=dim, dtype=dtype)
 
 
-def log_softmax(input: Any, dim: int = -1) -> Tensor:  # noqa: A002
-    """log(softmax(input)) along ``dim`` (numerically stable)."""
-    return ops.log_softmax(input, axis=dim)
+def log_softmax(input: Any, dim: int = -1, *, dtype: Any = None) -> Tensor:  # noqa: A002
+    """log(softmax(input)) along ``dim`` (numerically stable); ``dtype``: convert the input
+    first."""
+    return ops.log_softmax(input, axis=dim, dtype=dtype)
 
 
 def pad(input: Any, pad: Any, mode: str = "constant", value: float = 0.0) -> Tensor:  # noqa: A002

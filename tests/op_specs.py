@@ -82,14 +82,40 @@ def _binary(ours, theirs, hips, a_kind="normal", b_kind="normal", scalar_b=None,
 
 _floats = st.floats(-3, 3, allow_nan=False).filter(lambda v: abs(v) > 0.1)
 
-SPECS["add"] = _binary(lambda a, b: a + b, lambda a, b: a + b, lambda a, b: a + b,
-                       scalar_b=_floats, op=mi.add)
-SPECS["sub"] = _binary(lambda a, b: a - b, lambda a, b: a - b, lambda a, b: a - b,
-                       scalar_b=_floats, op=mi.sub)
 SPECS["mul"] = _binary(lambda a, b: a * b, lambda a, b: a * b, lambda a, b: a * b,
                        scalar_b=_floats, op=mi.mul)
-SPECS["div"] = _binary(lambda a, b: a / b, lambda a, b: a / b, lambda a, b: a / b,
-                       "nonzero", "nonzero", _floats, op=mi.div)
+
+
+def _with_keyword(name, base, keyword, values, fd_off=()):
+    """``base``'s cases, and half the time the same op on two tensors with ``keyword`` drawn
+    from ``values`` (PyTorch's own argument; no finite difference for values in ``fd_off``,
+    where the op is piecewise constant)."""
+
+    def draw(data):
+        if data.draw(st.booleans(), label=f"with {keyword}"):
+            shapes = data.draw(mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=4))
+            a = draw_array(data, shapes.input_shapes[0], "nonzero", "a")
+            b = draw_array(data, shapes.input_shapes[1], "nonzero", "b")
+            value = data.draw(st.sampled_from(values), label=keyword)
+            ours = getattr(mi, name)
+            theirs = getattr(torch, name)
+            return Case([a, b], lambda x, y: ours(x, y, **{keyword: value}),
+                        lambda x, y: theirs(x, y, **{keyword: value}), fd=value not in fd_off)
+        return base(data)
+
+    return draw
+
+
+SPECS["add"] = _with_keyword("add", _binary(lambda a, b: a + b, lambda a, b: a + b,
+                                            lambda a, b: a + b, scalar_b=_floats, op=mi.add),
+                             "alpha", [2, -0.5, 1])
+SPECS["sub"] = _with_keyword("sub", _binary(lambda a, b: a - b, lambda a, b: a - b,
+                                            lambda a, b: a - b, scalar_b=_floats, op=mi.sub),
+                             "alpha", [2, -0.5, 1])
+SPECS["div"] = _with_keyword("div", _binary(lambda a, b: a / b, lambda a, b: a / b,
+                                            lambda a, b: a / b, "nonzero", "nonzero", _floats,
+                                            op=mi.div),
+                             "rounding_mode", [None, "trunc", "floor"], fd_off=("trunc", "floor"))
 SPECS["maximum"] = _binary(
     mi.maximum, torch.maximum, anp.maximum, "grid", "grid", specials=[np.nan, 0.05]
 )
@@ -306,6 +332,10 @@ def _softmax_like(name, torch_fn, hips_fn):
         x = draw_array(data, shape)
         x = x * data.draw(st.sampled_from([1.0, 10.0]), label="scale")
         axis = data.draw(st.integers(-x.ndim, x.ndim - 1), label="axis")
+        if data.draw(st.booleans(), label="dtype float32"):  # computed in float32
+            return Case([x], lambda t: getattr(mi, name)(t, axis=axis, dtype="float32"),
+                        lambda t: torch_fn(t, dim=axis, dtype=torch.float32),
+                        rtol=1e-5, fd=False)
         return Case(
             [x],
             lambda t: getattr(mi, name)(t, axis=axis),

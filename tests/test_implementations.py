@@ -21,7 +21,7 @@ from contextlib import ExitStack
 
 import numpy as np
 import pytest
-from hypothesis import given, reject
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 import mini_iformer as mi
@@ -76,12 +76,16 @@ def _same(fast, ref, rtol, what):
             assert a is None and b is None, f"{what}: array {k} missing on one side"
             continue
         assert a.dtype == b.dtype, f"{what}: array {k} is {a.dtype}, the reference's {b.dtype}"
-        scale = max(1.0, float(np.nanmax(np.abs(b))) if b.size else 1.0)
-        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale, equal_nan=True,
+        finite = np.abs(b[np.isfinite(b)])
+        scale = max(1.0, float(finite.max()) if finite.size else 1.0)
+        tol = rtol if a.dtype == np.float64 else max(rtol, 2e-5)
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * scale, equal_nan=True,
                                    err_msg=f"{what}, array {k}")
 
 
 @pytest.mark.parametrize("op, name", FORMS, ids=[f"{op}:{name}" for op, name in FORMS])
+@settings(suppress_health_check=[*settings().suppress_health_check,
+                                 HealthCheck.filter_too_much])  # a form covers part of the specs
 @given(data=st.data())
 def test_every_fast_form_equals_the_reference(op, name, data):
     """Forced where it supports the call (else the draw is rejected), in float64 and float32;
@@ -104,6 +108,8 @@ def test_every_fast_form_equals_the_reference(op, name, data):
                 fast = _run(case, case.inputs, dtype)
             except registry.NotSupported:
                 continue
+        if ref[0] is not None and ref[0].dtype == np.float32:
+            rtol = max(rtol, 2e-5)  # the case computes in float32 (e.g. softmax's dtype=)
         _same(fast, ref, rtol, f"{op}:{name} in {np.dtype(dtype)}")
         checked += 1
     if not checked:

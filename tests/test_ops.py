@@ -239,3 +239,23 @@ def test_pow_gradients_at_base_zero_and_exponent_zero():
     for p in (0, 1, 2, -1, 0.5):
         _both(lambda a: a**p, lambda a: a**p, [base])
     _both(lambda e: 0.0**e, lambda e: 0.0**e, [exponent])
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: mi.div(mi.ones(2), mi.ones(2), rounding_mode="round"), "rounding_mode"),
+    (lambda: mi.add(mi.tensor([1]), mi.tensor([2]), alpha=1.5), "alpha"),
+    (lambda: mi.sub(mi.ones(2), mi.ones(2), alpha="2"), "alpha"),
+    (lambda: mi.softmax(mi.ones(2), 0, dtype="int64"), "dtype"),
+])
+def test_the_pytorch_keywords_refuse_what_pytorch_refuses(call, words):
+    with pytest.raises((ValueError, TypeError), match=words):
+        call()
+
+
+def test_integer_division_with_rounding_stays_integer_like_torch():
+    a, b = np.array([7, -7, 7, -7, 6, 0]), np.array([2, 2, -2, -2, 3, 5])
+    for mode in ("trunc", "floor"):
+        ours = mi.div(mi.tensor(a), mi.tensor(b), rounding_mode=mode)
+        theirs = torch.div(torch.tensor(a), torch.tensor(b), rounding_mode=mode)
+        assert ours.dtype == np.int64
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())

@@ -10,6 +10,7 @@ Notation in the docstrings: ``g`` is the gradient of the loss with respect to th
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -130,16 +131,30 @@ class Pow(Function):
         return da, db
 
 
+def _kind(v: Any) -> str:
+    """'b', 'i', 'f' or 'c': the kind of a Tensor's, an array's or a Python number's dtype."""
+    return np.dtype(getattr(v, "dtype", type(v))).kind
+
+
+def _scaled(b: Any, alpha: Any, a: Any, op: str) -> Any:
+    """``alpha * b`` for ``add``/``sub``'s ``alpha`` (PyTorch's rules for its type)."""
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Number):
+        raise TypeError(f"{op}: alpha must be a number, got {alpha!r}")
+    if isinstance(alpha, float) and _kind(a) in "biu" and _kind(b) in "biu":
+        raise ValueError(f"{op}: for integer inputs, alpha must not be a float, got {alpha!r}")
+    return b if alpha == 1 else mul(b, alpha)
+
+
 @register_op("add")
-def add(a: Any, b: Any) -> Tensor:
-    """Elementwise ``a + b`` with broadcasting."""
-    return Add.apply(a, b)
+def add(a: Any, b: Any, *, alpha: Any = 1) -> Tensor:
+    """Elementwise ``a + alpha * b`` with broadcasting, like ``torch.add``."""
+    return Add.apply(a, _scaled(b, alpha, a, "add"))
 
 
 @register_op("sub")
-def sub(a: Any, b: Any) -> Tensor:
-    """Elementwise ``a - b`` with broadcasting."""
-    return Sub.apply(a, b)
+def sub(a: Any, b: Any, *, alpha: Any = 1) -> Tensor:
+    """Elementwise ``a - alpha * b`` with broadcasting, like ``torch.sub``."""
+    return Sub.apply(a, _scaled(b, alpha, a, "sub"))
 
 
 @register_op("mul")
@@ -148,10 +163,40 @@ def mul(a: Any, b: Any) -> Tensor:
     return Mul.apply(a, b)
 
 
+class RoundedDiv(Function):
+    """y = trunc(a / b) or floor(a / b) (integers stay integers);  no gradient: the result is
+    piecewise constant, and PyTorch's gradient is 0 for both inputs."""
+
+    name = "div"
+
+    def forward(self, a, b, rounding_mode):
+        xp = _xp(a, b)
+        if _kind(a) in "biu" and _kind(b) in "biu":  # exact integer arithmetic
+            q = xp.floor_divide(a, b)
+            if rounding_mode == "trunc":  # floor rounds towards -inf: step back up
+                q = q + ((q < 0) & (q * b != a))
+            return q
+        y = a / b
+        return xp.trunc(y) if rounding_mode == "trunc" else xp.floor(y)
+
+    def backward(self, g):
+        xp = _xp(g)
+        return (xp.zeros_like(g) if self.needs_input_grad[0] else None,
+                xp.zeros_like(g) if self.needs_input_grad[1] else None, None)
+
+
 @register_op("div")
-def div(a: Any, b: Any) -> Tensor:
-    """Elementwise ``a / b`` (true division) with broadcasting."""
-    return Div.apply(a, b)
+def div(a: Any, b: Any, *, rounding_mode: str | None = None) -> Tensor:
+    """Elementwise ``a / b`` with broadcasting, like ``torch.div``: true division by default;
+    ``rounding_mode="trunc"`` rounds towards zero, ``"floor"`` towards -inf (integer inputs
+    then give integers)."""
+    if rounding_mode is None:
+        return Div.apply(a, b)
+    if rounding_mode not in ("trunc", "floor"):
+        raise ValueError(
+            f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}"
+        )
+    return RoundedDiv.apply(a, b, rounding_mode=rounding_mode)
 
 
 @register_op("neg")

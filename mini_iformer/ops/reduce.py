@@ -17,6 +17,7 @@ from .. import backend
 from ..autograd import Function, Tensor, as_tensor, register_op
 from ..runtime import for_each_block
 from .args import normalize_axes, normalize_axis
+from .elementwise import astype
 from .registry import Dispatch, Implementation, register
 
 __all__ = ["sum", "mean", "max", "min", "var", "softmax", "log_softmax"]
@@ -236,21 +237,29 @@ class LogSoftmax(Function):
         return g - xp.exp(self.y) * g.sum(axis=self.axis, keepdims=True)
 
 
-def _along(cls: type[Function], x: Any, axis: int) -> Tensor:
+def _along(cls: type[Function], x: Any, axis: int, dtype: Any = None) -> Tensor:
     x = as_tensor(x)
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"{cls.name}: dtype must be a floating-point type, got {dtype}")
+        if x.dtype != dtype:
+            x = astype(x, dtype)
     return cls.apply(x, axis=normalize_axis(axis, x.ndim, cls.name, x.shape))
 
 
 @register_op("softmax")
-def softmax(x: Any, axis: int = -1) -> Tensor:
-    """Softmax along ``axis``: non-negative values that sum to 1, numerically stable."""
-    return _along(Softmax, x, axis)
+def softmax(x: Any, axis: int = -1, dtype: Any = None) -> Tensor:
+    """Softmax along ``axis``: non-negative values that sum to 1, numerically stable. With
+    ``dtype``, the input is converted to it first (PyTorch's ``dtype`` argument)."""
+    return _along(Softmax, x, axis, dtype)
 
 
 @register_op("log_softmax")
-def log_softmax(x: Any, axis: int = -1) -> Tensor:
-    """log(softmax(x)) along ``axis``, computed without forming softmax (stable)."""
-    return _along(LogSoftmax, x, axis)
+def log_softmax(x: Any, axis: int = -1, dtype: Any = None) -> Tensor:
+    """log(softmax(x)) along ``axis``, computed without forming softmax (stable). With
+    ``dtype``, the input is converted to it first."""
+    return _along(LogSoftmax, x, axis, dtype)
 
 
 SOFTMAX_IMPLEMENTATIONS = register("softmax", [
