@@ -1,5 +1,5 @@
 """Training: the loop and its resumable state (:mod:`.engine`, :mod:`.state`) and the
-``train_cifar.py`` command line (:mod:`.cli`)."""
+``train_cifar.py`` command line (:mod:`.cli`) with its run folders (:mod:`.runs`)."""
 
 from .engine import (
     DeviceBatches, NonFiniteGradientError, NonFiniteLossError, RunState, evaluate, topk_correct,

@@ -1,27 +1,26 @@
 """``train_cifar.py``: train iFormer on CIFAR-10/100 or an ImageNet-style folder, resumably.
 
-    python train_cifar.py                              # iformer_cifar on CIFAR-10, defaults
+    python train_cifar.py                              # defaults, in runs/train/exp, exp2, ...
+    python train_cifar.py --resume                     # continue the latest of those exactly
     python train_cifar.py --epochs 30 --out runs/c10   # choose the length and the folder
-    python train_cifar.py --resume                     # continue runs/c10 exactly where it was
+    python train_cifar.py --resume --out runs/c10      # continue runs/c10 exactly
+    python train_cifar.py --out runs/c10 --overwrite   # replace the run runs/c10 holds
     python train_cifar.py --eval-only --checkpoint runs/c10/best.npz
 
 The output folder holds ``last.npz`` (the whole run state, written every ``--save-every``
 steps, at each epoch end and on Ctrl-C), ``best.npz`` (the same, at the best test Acc@1),
-``metrics.csv`` and ``curves.png`` (updated every epoch), and ``config.json``.
+``metrics.csv`` and ``curves.png`` (updated every epoch), and ``config.json``. A new run never
+writes into a folder holding another run (``--overwrite`` replaces it), and a live run locks
+its folder (``.lock``) against any other: see :mod:`.runs`.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import csv
-import io
 import json
 import math
-import os
 import signal
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,8 @@ import numpy as np
 from .. import backend, checkpoint, random, runtime
 from ..models import create_model, list_models, model_config
 from .engine import DeviceBatches, NonFiniteLossError, RunState, evaluate, train_steps
+from .records import write_atomic, write_metrics
+from .runs import DEFAULT_ROOT, RunFolder, RunFolderError, claim
 from .state import load_training_state, save_training_state
 
 __all__ = ["main", "build_parser"]
@@ -105,7 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "position embeddings are resized to it")
     p.add_argument("--workers", type=int, default=2, help="threads decoding images")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/train", help="output folder")
+    p.add_argument("--out", default=None, help=f"output folder (without it: a new {DEFAULT_ROOT}/"
+                   "exp, exp2, ... for each run); a folder holding another run is refused "
+                   "unless --resume or --overwrite is given")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run that --out holds: its files (and no others) are "
+                   "deleted when the new run starts")
     p.add_argument("--log-every", type=_positive(int), default=10,
                    help="with --backend cupy, read the loss back from the GPU (and update the "
                         "progress bar, check for Ctrl-C) every N steps only, so that the GPU "
@@ -113,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-every", type=_positive(int), default=50,
                    help="also save last.npz every N steps within an epoch")
     p.add_argument("--resume", nargs="?", const="", default=None, metavar="PATH",
-                   help="continue from PATH (default: OUT/last.npz)")
+                   help="continue the run in --out, or without --out the latest run under "
+                   f"{DEFAULT_ROOT}; with PATH, continue from that checkpoint (without --out: "
+                   "a run's last.npz continues in its folder, another file in a new folder)")
     p.add_argument("--checkpoint", default=None,
                    help="start from these weights (a head of another size is re-initialised)")
     p.add_argument("--eval-only", action="store_true", help="evaluate --checkpoint and exit")
@@ -165,78 +173,6 @@ def _datasets(args: argparse.Namespace, img_size: int) -> tuple[Any, Any, int]:
     if args.test_subset:
         test = Subset(test, args.test_subset)
     return train, test, len(train.classes)
-
-
-# -- files --------------------------------------------------------------------------------------
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-#: The files a run writes in its --out folder (each through a temporary beside it).
-RUN_FILES = ("last.npz", "best.npz", "config.json", "metrics.csv", "curves.png")
-
-
-def _remove_stale_temporaries(out: Path) -> list[Path]:
-    """Delete the temporaries a killed run left behind in ``out`` (SIGKILL or a power cut
-    while a file was being written: its previous version is intact, the temporary is
-    garbage). Only names this module creates are touched: ``.<run file>.<random>.tmp``."""
-    removed = []
-    for name in RUN_FILES:
-        for tmp in out.glob(f".{name}.*.tmp"):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-                removed.append(tmp)
-    return removed
-
-
-METRIC_FIELDS = ["epoch", "train_loss", "train_acc1", "test_loss", "test_acc1", "test_acc5", "lr",
-                 "epoch_seconds", "images_per_second", "gpu_memory_mib"]
-
-
-def _write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: row.get(k, "") for k in METRIC_FIELDS})
-    _write_atomic(out / "metrics.csv", buf.getvalue().encode())
-    _plot(out / "curves.png", history)
-
-
-def _plot(path: Path, history: list[dict[str, Any]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [r["epoch"] for r in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
-    ax1.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
-    ax1.plot(epochs, [r["test_loss"] for r in history], "o-", label="test")
-    ax1.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    ax2.plot(epochs, [r["test_acc1"] for r in history], "o-", label="test Acc@1")
-    ax2.plot(epochs, [r["test_acc5"] for r in history], "o-", label="test Acc@5")
-    if any(r.get("train_acc1") not in (None, "") for r in history):
-        ax2.plot(epochs, [r.get("train_acc1") for r in history], "o-", label="train Acc@1")
-    ax2.set(xlabel="epoch", ylabel="%", title="accuracy")
-    for ax in (ax1, ax2):
-        ax.legend()
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    _write_atomic(path, buf.getvalue())
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -341,13 +277,20 @@ def resume(path: Path, options: dict[str, Any], model: Any, optimizer: Any, sche
 
 
 def run(args: argparse.Namespace) -> int:
+    backend.set_backend(args.backend)
+    runtime.keep_freed_memory()  # freed activations are reused, not page-faulted in again
+    if args.eval_only:  # writes nothing: no run folder
+        return _run(args, None)
+    with claim(args.out, args.resume, args.overwrite) as folder:  # locked before any write
+        args.out = str(folder.path)
+        return _run(args, folder)
+
+
+def _run(args: argparse.Namespace, folder: RunFolder | None) -> int:
     from .. import data
     from ..data import transforms as T
     from ..optim import AdamW, WarmupCosine, param_groups_weight_decay
 
-    backend.set_backend(args.backend)
-    runtime.keep_freed_memory()  # freed activations are reused, not page-faulted in again
-    out = Path(args.out)
     img_size = args.img_size or model_config(args.model)["img_size"]
     train_set, test_set, num_classes = _datasets(args, img_size)
 
@@ -383,18 +326,22 @@ def run(args: argparse.Namespace) -> int:
                             min_lr=args.min_lr)
     state = RunState()
 
+    assert folder is not None
+    out = folder.path
     last = out / "last.npz"
-    if args.resume is not None:
-        path = Path(args.resume) if args.resume else last
+    if folder.checkpoint is not None:
+        path = folder.checkpoint
         state = resume(path, vars(args), model, optimizer, schedule, loader)
-        print(f"resuming {path}: epoch {state.epoch + 1}, step {state.global_step}",
+        print(f"resuming {path}{folder.note}: epoch {state.epoch + 1}, step {state.global_step}",
               file=sys.stderr)
     else:
         loader.set_epoch(0)
-    out.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(out)
+    if not folder.own:
+        print(f"run folder: {out}" + (f" (replacing the run it held: {len(folder.replacing)} "
+                                      "files)" if folder.replacing else ""), file=sys.stderr)
+    folder.prepare()  # deletes a replaced run's files and a killed run's temporaries
     config = {k: v for k, v in vars(args).items()}
-    _write_atomic(out / "config.json", json.dumps(config, indent=2).encode())
+    write_atomic(out / "config.json", json.dumps(config, indent=2).encode())
 
     feed = DeviceBatches(loader)  # copies batches to the GPU ahead of use on CuPy
 
@@ -435,7 +382,7 @@ def run(args: argparse.Namespace) -> int:
             save(last)
             if improved:
                 save(out / "best.npz")
-            _write_metrics(out, state.history)
+            write_metrics(out, state.history)
     print(f"done: best test Acc@1 {state.best_acc1:.2f}; files in {out}", file=sys.stderr)
     return 0
 
@@ -494,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}; stopped without saving, so {Path(args.out) / 'last.npz'} still "
               "holds the last good state (try a lower --lr or --clip-grad)", file=sys.stderr)
         return 1
-    except (UsageError, CheckpointError, backend.BackendUnavailableError) as exc:
+    except (UsageError, RunFolderError, CheckpointError, backend.BackendUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except _data_errors() as exc:
