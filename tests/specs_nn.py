@@ -17,6 +17,7 @@ import autograd.scipy.special as asp
 import numpy as np
 import torch
 import torch.nn.functional as TF
+from hypothesis import assume
 from hypothesis import strategies as st
 
 import mini_iformer as mi
@@ -261,14 +262,25 @@ def _cross_entropy(data):
     eps = data.draw(st.floats(0.0, 0.5), label="label_smoothing")
     reduction = data.draw(st.sampled_from(["mean", "sum", "none"]), label="reduction")
     rng = np.random.default_rng(_seed(data, "target seed"))
+    # per-class weights (not differentiable, as in PyTorch), sometimes
+    weight = rng.uniform(0.2, 2.0, c) if data.draw(st.booleans(), label="weight") else None
+    ours_w = None if weight is None else mi.tensor(weight)
+    theirs_w = None if weight is None else torch.tensor(weight)
     if data.draw(st.booleans(), label="class indices"):
         target = rng.integers(0, c, item_shape)
+        # an ignored index (PyTorch's default -100, or a class), on some items
+        ignore = data.draw(st.sampled_from([-100, 0]), label="ignore_index")
+        if data.draw(st.booleans(), label="some items ignored") and target.size:
+            target = np.where(rng.random(item_shape) < 0.3, ignore, target)
+        assume(reduction != "mean" or (target != ignore).any())  # else 0 / 0
+
         def ours(t):
-            return F.cross_entropy(t, target, reduction=reduction, label_smoothing=eps)
+            return F.cross_entropy(t, target, ours_w, ignore_index=ignore, reduction=reduction,
+                                   label_smoothing=eps)
 
         def theirs(t):
-            return TF.cross_entropy(t, torch.tensor(target), reduction=reduction,
-                                    label_smoothing=eps)
+            return TF.cross_entropy(t, torch.tensor(target), theirs_w, ignore_index=ignore,
+                                    reduction=reduction, label_smoothing=eps)
 
         return Case([z], ours, theirs)
     # class probabilities (as Mixup makes them), sometimes not normalised: both frameworks take
@@ -280,12 +292,15 @@ def _cross_entropy(data):
     def hips(t, p):
         logp = t - anp.max(t, axis=axis, keepdims=True)
         logp = logp - anp.log(anp.sum(anp.exp(logp), axis=axis, keepdims=True))
-        loss = -anp.sum(((1 - eps) * p + eps / c) * logp, axis=axis)
+        q = (1 - eps) * p + eps / c
+        if weight is not None:
+            q = q * (weight if axis == 0 else weight.reshape((c,) + (1,) * (z.ndim - 2)))
+        loss = -anp.sum(q * logp, axis=axis)
         return {"mean": anp.mean, "sum": anp.sum, "none": lambda a: a}[reduction](loss)
 
     return Case(
         [z, probs],
-        lambda t, p: F.cross_entropy(t, p, reduction=reduction, label_smoothing=eps),
-        lambda t, p: TF.cross_entropy(t, p, reduction=reduction, label_smoothing=eps),
+        lambda t, p: F.cross_entropy(t, p, ours_w, reduction=reduction, label_smoothing=eps),
+        lambda t, p: TF.cross_entropy(t, p, theirs_w, reduction=reduction, label_smoothing=eps),
         hips,
     )

@@ -213,8 +213,19 @@ def test_cross_entropy_argument_errors():
     _parity(lambda: F.cross_entropy(z, t, reduction="avg"),
             lambda: TF.cross_entropy(torch.zeros(2, 3), torch.tensor(t), reduction="avg"),
             ["reduction", "avg"])
-    with pytest.raises(TypeError):
-        F.cross_entropy(z, t, None)  # PyTorch's third positional argument (weight) is not taken
+    _parity(lambda: F.cross_entropy(z, t, mi.ones(2)),
+            lambda: TF.cross_entropy(torch.zeros(2, 3), torch.tensor(t), torch.ones(2)),
+            ["weight", "(3,)", "(2,)"])
+    probs = np.full((2, 3), 1 / 3)
+    _parity(lambda: F.cross_entropy(z, probs, ignore_index=1),
+            lambda: TF.cross_entropy(torch.zeros(2, 3, dtype=torch.float64),
+                                     torch.tensor(probs), ignore_index=1),
+            ["ignore_index", "probabilities"])
+    with pytest.raises(TypeError, match="ignore_index"):
+        F.cross_entropy(z, t, ignore_index=1.5)
+    # ignored items may hold any index, in range or not
+    ignored = F.cross_entropy(z, np.array([-100, 1]))
+    assert np.isclose(ignored.item(), math.log(3))
 
 
 def test_gelu_argument_errors_match_torch():
