@@ -48,7 +48,5 @@ def log_softmax(input: Any, dim: int = -1, *, dtype: Any = None) -> Tensor:  # n
 
 
 def pad(input: Any, pad: Any, mode: str = "constant", value: float = 0.0) -> Tensor:  # noqa: A002
-    """``torch.nn.functional.pad``; only ``mode="constant"`` is supported."""
-    if mode != "constant":
-        raise ValueError(f"pad: mode {mode!r} is not supported (only 'constant')")
-    return ops.pad(input, pad, value=value)
+    """``torch.nn.functional.pad``: modes "constant", "reflect", "replicate", "circular"."""
+    return ops.pad(input, pad, value=value, mode=mode)

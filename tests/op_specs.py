@@ -547,6 +547,21 @@ def _getitem(data):
 
 @spec("pad")
 def _pad(data):
+    mode = data.draw(st.sampled_from(["constant", "constant", "reflect", "replicate",
+                                      "circular"]), label="mode")
+    if mode != "constant":  # the last k of k + 1 or k + 2 axes, widths within the axis
+        k = data.draw(st.integers(1, 3), label="padded axes")
+        shape = data.draw(small_shapes(min_dims=k + 1, max_dims=k + 2, min_side=2))
+        x = draw_array(data, shape)
+        widths = []
+        for i in range(k):
+            n = shape[-1 - i]
+            top = n - 1 if mode == "reflect" else n if mode == "circular" else 4
+            widths += [data.draw(st.integers(0, top), label=f"width {2 * i}"),
+                       data.draw(st.integers(0, top), label=f"width {2 * i + 1}")]
+        pad = tuple(widths)
+        return Case([x], lambda t: mi.pad(t, pad, mode=mode),
+                    lambda t: torch.nn.functional.pad(t, pad, mode=mode))
     x = draw_array(data, data.draw(small_shapes(min_dims=1, max_dims=4)))
     k = data.draw(st.integers(1, x.ndim), label="padded axes")
     widths = []

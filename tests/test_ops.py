@@ -5,6 +5,7 @@ The cases themselves are in ``op_specs.py``; the checks in ``oracle.check_case``
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -259,3 +260,30 @@ def test_integer_division_with_rounding_stays_integer_like_torch():
         theirs = torch.div(torch.tensor(a), torch.tensor(b), rounding_mode=mode)
         assert ours.dtype == np.int64
         np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+@given(shape=array_shapes(min_dims=1, max_dims=5, min_side=1, max_side=4),
+       widths=st.lists(st.integers(-1, 4), min_size=2, max_size=6).filter(lambda w: len(w) % 2 == 0),
+       mode=st.sampled_from(["reflect", "replicate", "circular"]))
+def test_pad_modes_refuse_what_pytorch_refuses(shape, widths, mode):
+    """Both refuse (naming the input's shape), or both pad to the same values. One deliberate
+    difference: negative widths (cropping) are for mode "constant" only; PyTorch's cropping in
+    these modes depends on the input's rank and, for "circular", can return uninitialised
+    memory."""
+    x = np.arange(float(np.prod(shape))).reshape(shape)
+    pad = tuple(widths)
+    if min(widths) < 0:
+        with pytest.raises(ValueError, match=r"^pad: .*" + re.escape(str(tuple(shape)))):
+            mi.pad(mi.tensor(x), pad, mode=mode)
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = torch.nn.functional.pad(torch.tensor(x), pad, mode=mode).numpy()
+    except (RuntimeError, ValueError, TypeError, NotImplementedError):
+        expected = None
+    if expected is None:
+        with pytest.raises(ValueError, match=r"^pad: .*" + re.escape(str(tuple(shape)))):
+            mi.pad(mi.tensor(x), pad, mode=mode)
+    else:
+        np.testing.assert_array_equal(mi.pad(mi.tensor(x), pad, mode=mode).numpy(), expected)

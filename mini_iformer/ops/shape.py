@@ -366,9 +366,46 @@ class Pad(Function):
 
 
 @register_op("pad")
-def pad(x: Any, pad: Sequence[int], value: float = 0.0) -> Tensor:
-    """Constant padding with PyTorch's argument: ``pad`` lists (before, after) pairs starting
-    from the *last* axis, e.g. ``(1, 1, 2, 2)`` pads the last axis by 1 and the one before by 2.
+class PadByIndex(Function):
+    """Padding that copies input values: y = x taken, along each padded axis, at the source
+    index of every output position (``reflect``, ``replicate``, ``circular``);
+    dx = g added back to the sources, axis by axis in reverse order (each input value may
+    feed several outputs)."""
+
+    name = "pad"
+
+    def forward(self, x, sources):
+        xp = backend.array_module(x)
+        self.sources, self.sizes = sources, []
+        for axis, index in sources:
+            self.sizes.append(x.shape[axis])
+            x = xp.take(x, xp.asarray(index), axis=axis)
+        return x
+
+    def backward(self, g):
+        xp = backend.array_module(g)
+        for (axis, index), size in reversed(list(zip(self.sources, self.sizes))):
+            moved = xp.moveaxis(g, axis, 0)
+            out = xp.zeros((size,) + moved.shape[1:], dtype=g.dtype)
+            backend.scatter_add(out, xp.asarray(index), moved)
+            g = xp.moveaxis(out, 0, axis)
+        return g
+
+
+#: PyTorch's padding modes that copy values, by the name NumPy's ``pad`` gives the same rule.
+PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def pad(x: Any, pad: Sequence[int], value: float = 0.0, mode: str = "constant") -> Tensor:
+    """Padding with PyTorch's argument: ``pad`` lists (before, after) pairs starting from the
+    *last* axis, e.g. ``(1, 1, 2, 2)`` pads the last axis by 1 and the one before by 2.
+
+    ``mode``: "constant" (``value``), or, for the last 1-3 axes of a batched or unbatched
+    input as in PyTorch, "reflect" (mirrored without repeating the edge: widths smaller than
+    the axis), "replicate" (the edge value repeated) or "circular" (wrapped around: widths at
+    most the axis). Negative widths crop with "constant" only: the other modes take widths
+    from 0 (PyTorch's cropping there is inconsistent between input ranks, and for "circular"
+    returns uninitialised memory in some cases).
     """
     x = as_tensor(x)
     widths_flat = [operator.index(p) for p in pad]
@@ -380,4 +417,40 @@ def pad(x: Any, pad: Sequence[int], value: float = 0.0) -> Tensor:
     widths = [(0, 0)] * x.ndim
     for i in range(len(widths_flat) // 2):
         widths[x.ndim - 1 - i] = (widths_flat[2 * i], widths_flat[2 * i + 1])
-    return Pad.apply(x, widths=tuple(widths), value=value)
+    if mode == "constant":
+        return Pad.apply(x, widths=tuple(widths), value=value)
+    if mode not in PAD_MODES:
+        raise ValueError(
+            f"pad: mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}"
+        )
+    k = len(widths_flat) // 2
+    if k not in (1, 2, 3) or x.ndim not in (k + 1, k + 2):
+        raise ValueError(
+            f"pad: mode {mode!r} pads the last 1, 2 or 3 axes of a batched or unbatched input: "
+            f"{len(widths_flat)} widths need {k + 1} or {k + 2} dimensions, got shape {x.shape}"
+        )
+    sources = []
+    for axis in range(x.ndim - k, x.ndim):
+        index = _pad_sources(x.shape[axis], widths[axis], mode)
+        if index is None:
+            raise ValueError(
+                f"pad: mode {mode!r} cannot pad an axis of size {x.shape[axis]} by "
+                f"{widths[axis]} (pad {tuple(widths_flat)}, input shape {x.shape}): widths "
+                "from 0, smaller than the axis for reflect, at most the axis for circular"
+            )
+        if len(index) != x.shape[axis]:
+            sources.append((axis, index))
+    if not sources:  # nothing to add: a copy
+        return Pad.apply(x, widths=((0, 0),) * x.ndim, value=value)
+    return PadByIndex.apply(x, sources=tuple(sources))
+
+
+def _pad_sources(n: int, widths: tuple[int, int], mode: str) -> np.ndarray | None:
+    """The source index of every output position along one axis of size ``n`` (None when
+    PyTorch refuses the widths): NumPy's ``pad`` rule for the mode applied to the positions
+    0..n-1."""
+    lo, hi = widths
+    limit = {"reflect": n - 1, "circular": n}.get(mode, max(lo, hi))
+    if n == 0 or min(lo, hi) < 0 or max(lo, hi) > limit:
+        return None
+    return np.pad(np.arange(n), (lo, hi), mode=PAD_MODES[mode])
