@@ -98,7 +98,10 @@ def max_pool2d_case(data, path=None):
     # gradient (PyTorch's backward then writes to an element outside the window). Skip those.
     x4 = x if x.ndim == 4 else x[None]
     assume(not np.isinf(TF.max_pool2d(torch.tensor(x4), *args).numpy()).any())
-    return Case([x], lambda t: max_pool2d(t, *args), lambda t: TF.max_pool2d(t, *args))
+    # sometimes with the maxima's positions too (return_indices)
+    indices = data.draw(st.booleans(), label="return_indices")
+    return Case([x], lambda t: max_pool2d(t, *args, return_indices=indices),
+                lambda t: TF.max_pool2d(t, *args, return_indices=indices))
 
 
 # -- avg_pool2d ----------------------------------------------------------------------------------

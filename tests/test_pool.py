@@ -363,3 +363,18 @@ def test_interpolate_refuses_what_pytorch_refuses(shape, size, scale, mode, alig
             ours()
         return
     _parity(ours, theirs, "interpolate")
+
+
+@pytest.mark.parametrize("edge", list(_EDGES))
+def test_max_pool_indices_are_pytorchs_at_the_edges(edge):
+    """return_indices: the flat position of each maximum, the same element PyTorch picks,
+    for -inf windows, NaNs, the smallest integer, and an unbatched input."""
+    x, args = _EDGES[edge]
+    y, idx = max_pool2d(mi.tensor(x), *args, return_indices=True)
+    ty, tidx = TF.max_pool2d(torch.tensor(x), *args, return_indices=True)
+    assert idx.dtype == np.int64 and idx.shape == tuple(tidx.shape)
+    np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+    y3, idx3 = max_pool2d(mi.tensor(x[0]), *args, return_indices=True)
+    np.testing.assert_array_equal(idx3.numpy(), tidx.numpy()[0])
+    with pytest.raises(TypeError, match="return_indices"):
+        max_pool2d(mi.tensor(x), *args, return_indices=1)

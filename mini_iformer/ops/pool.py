@@ -51,6 +51,13 @@ def max_pool2d_forward(ctx, x, win: Window):
     by PyTorch's rule: the first maximum in row-major window order among the positions inside
     the input; a NaN is the maximum of any window that holds one, and the last NaN wins.
     """
+    y, ctx.arg = _window_maxima(x, win)
+    ctx.win = win
+    return y
+
+
+def _window_maxima(x, win: Window):
+    """Every window's maximum and the offset k (row-major over the window) that holds it."""
     xp = backend.array_module(x)
     xpad = win.pad(x, lowest(x.dtype))
     inside = win.pad(xp.ones(x.shape, dtype=bool), False)
@@ -58,8 +65,20 @@ def max_pool2d_forward(ctx, x, win: Window):
     y = seen.max(axis=0)
     first_max = (real & (seen == y)).argmax(axis=0)
     last_nan = len(seen) - 1 - (seen != seen)[::-1].argmax(axis=0)
-    ctx.arg, ctx.win = xp.where(y != y, last_nan, first_max), win
-    return y
+    return y, xp.where(y != y, last_nan, first_max)
+
+
+def _max_indices(x, win: Window):
+    """PyTorch's ``return_indices``: for every output, the flat position h * W + w, in its
+    (n, c) plane, of the input element its window's maximum came from."""
+    xp = backend.array_module(x)
+    _, arg = _window_maxima(x, win)
+    offsets = xp.asarray(win.offsets, dtype=np.int64)  # (K, 2)
+    (ho, wo), (sh, sw), (dh, dw) = win.out, win.stride, win.dilation
+    top, _, left, _ = win.pads
+    rows = xp.arange(ho)[:, None] * sh + offsets[arg, 0] * dh - top
+    cols = xp.arange(wo)[None, :] * sw + offsets[arg, 1] * dw - left
+    return rows * win.shape[3] + cols
 
 
 def max_pool2d_backward(ctx, g):
@@ -186,22 +205,28 @@ class AvgPool2d(Dispatch):
 @register_op("max_pool2d")
 def max_pool2d(
     input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,  # noqa: A002
-    dilation: Any = 1, ceil_mode: bool = False,
-) -> Tensor:
+    dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False,
+) -> Any:
     """2-D max pooling over (N, C, H, W) or (C, H, W), like ``torch.nn.functional.max_pool2d``.
 
     ``kernel_size``, ``stride`` (default: ``kernel_size``), ``padding`` and ``dilation`` are an
     int or a (rows, cols) pair. Padding is at most half the kernel and never wins the max.
     Output size per axis: floor((n + 2p - d(k-1) - 1) / s) + 1 (rounded up with ``ceil_mode``).
     The gradient goes to one maximum per window, the first in row-major order.
-    (PyTorch's ``return_indices`` is not offered.)
+    ``return_indices=True`` also returns, as int64, the flat position h * W + w in its plane of
+    each output's maximum (what ``max_unpool2d`` takes in PyTorch).
     """
     x = as_tensor(input)
     _check_input(x, "max_pool2d")
     if x.dtype.kind not in "fiu":
         raise TypeError(f"max_pool2d: expected a numeric input, got dtype {x.dtype}")
     win = _window("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
-    return _on_4d(lambda t: MaxPool2d.apply(t, win=win), x)
+    y = _on_4d(lambda t: MaxPool2d.apply(t, win=win), x)
+    if not _check_bool(return_indices, "return_indices", "max_pool2d"):
+        return y
+    x4 = x.data if x.ndim == 4 else x.data[None]
+    indices = _max_indices(x4, win)
+    return y, Tensor._make(indices if x.ndim == 4 else indices[0])
 
 
 @register_op("avg_pool2d")
