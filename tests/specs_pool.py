@@ -29,7 +29,7 @@ MAX_POOL_PATHS = ("iFormer 3x3/s1/p1", "stride 1", "strided")
 AVG_POOL_PATHS = ("windows tile the input", "general")
 INTERPOLATE_PATHS = (
     "iFormer nearest x2", "iFormer bilinear resize", "nearest", "nearest-exact", "bilinear",
-    "bicubic", "area",
+    "bicubic", "area", "(N, C, L)",
 )
 
 
@@ -138,6 +138,18 @@ def interpolate_case(data, path=None):
     if path == "iFormer nearest x2":
         shape = _lead(data)[:1] + (data.draw(st.integers(1, 3)),) + _two(data, 1, 4, "H, W")
         kwargs = dict(scale_factor=2, mode="nearest")
+    elif path == "(N, C, L)":  # 3-D inputs: one spatial axis, PyTorch's 1-D modes
+        mode = data.draw(st.sampled_from(["nearest", "nearest-exact", "linear", "area"]))
+        shape = _two(data, 1, 3, "N, C") + (data.draw(st.integers(1, 6), label="L"),)
+        kwargs = dict(mode=mode)
+        if mode == "linear":
+            kwargs["align_corners"] = data.draw(st.sampled_from([None, False, True]))
+        if data.draw(st.booleans(), label="by size"):
+            kwargs["size"] = data.draw(st.integers(1, 9), label="size")
+        else:
+            factor = data.draw(st.one_of(st.integers(1, 3), st.sampled_from(_FRACTIONS)))
+            assume(math.floor(shape[2] * factor) >= 1)
+            kwargs["scale_factor"] = factor
     elif path == "iFormer bilinear resize":
         shape = (1, data.draw(st.integers(1, 3))) + _two(data, 2, 5, "H, W")
         kwargs = dict(size=_two(data, 2, 7, "size"), mode="bilinear")

@@ -29,6 +29,7 @@ import numpy as np
 from .. import backend
 from ..autograd import Tensor, as_tensor, register_op
 from .registry import Dispatch, Implementation, register
+from .shape import reshape
 from .window import block_sums
 
 __all__ = ["interpolate", "interpolate_forward", "interpolate_backward", "taps", "axis_matrix",
@@ -45,6 +46,7 @@ def _check_bool(value: Any, name: str, op: str) -> bool:
 # interpolate: where each output pixel reads, along one axis
 # ---------------------------------------------------------------------------------------------
 MODES = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")
+MODES_1D = ("nearest", "nearest-exact", "linear", "area")  # for (N, C, L) inputs
 _CUBIC_A = -0.75  # the cubic convolution kernel's parameter (Keys), as PyTorch
 
 
@@ -168,13 +170,13 @@ def _integer_factor(idx: np.ndarray, n_in: int) -> int | None:
     return f if np.array_equal(idx[:, 0], np.arange(n_out) // f) else None
 
 
-def _spatial(value: Any, name: str, kind: str) -> list[Any]:
-    """``size`` or ``scale_factor``: one value for both axes, or a sequence of two."""
-    items = list(value) if isinstance(value, (tuple, list)) else [value, value]
-    if len(items) != 2:
+def _spatial(value: Any, name: str, kind: str, axes: int) -> list[Any]:
+    """``size`` or ``scale_factor``: one value for every spatial axis, or one per axis."""
+    items = list(value) if isinstance(value, (tuple, list)) else [value] * axes
+    if len(items) != axes:
         raise ValueError(
-            f"interpolate: {name} must have one value per spatial axis (2 for a 4-D input), "
-            f"got {value!r}"
+            f"interpolate: {name} must have one value per spatial axis ({axes} for a "
+            f"{axes + 2}-D input), got {value!r}"
         )
     for v in items:
         wanted = numbers.Integral if kind == "int" else numbers.Real
@@ -188,8 +190,8 @@ def interpolate(
     input: Any, size: Any = None, scale_factor: Any = None, mode: str = "nearest",  # noqa: A002
     align_corners: bool | None = None, recompute_scale_factor: bool | None = None,
 ) -> Tensor:
-    """Resize the H and W axes of an (N, C, H, W) input, like
-    ``torch.nn.functional.interpolate``.
+    """Resize the H and W axes of an (N, C, H, W) input, or the L axis of an (N, C, L) one,
+    like ``torch.nn.functional.interpolate``.
 
     Give exactly one of ``size`` (int or (H_out, W_out)) and ``scale_factor`` (number or pair;
     the output size is floor(n * scale_factor)). ``mode``: "nearest" (source index
@@ -198,19 +200,28 @@ def interpolate(
     True maps the corner pixel centres onto each other, ratio = (n_in - 1) / (n_out - 1);
     False maps pixel edges, with source coordinate (dst + 0.5) * ratio - 0.5. When
     ``scale_factor`` is given, ratio = 1 / scale_factor unless ``recompute_scale_factor``,
-    then (like with ``size``) ratio = n_in / n_out. (PyTorch's ``antialias`` is not offered.)
+    then (like with ``size``) ratio = n_in / n_out. A 3-D input takes the modes "nearest",
+    "nearest-exact", "linear" (bilinear's rule along one axis) and "area". (PyTorch's
+    ``antialias`` is not offered.)
     """
     op = "interpolate"
     x = as_tensor(input)
-    if mode not in MODES:
+    input_ndim = x.ndim
+    if x.ndim not in (3, 4):
         raise ValueError(
-            f"{op}: unsupported mode {mode!r} for a 4-D input; choose one of {', '.join(MODES)}"
+            f"{op}: expected a 3-D (N, C, L) or 4-D (N, C, H, W) input, got shape {x.shape}"
+        )
+    modes = MODES_1D if x.ndim == 3 else MODES
+    if mode not in modes:
+        raise ValueError(
+            f"{op}: unsupported mode {mode!r} for a {x.ndim}-D input; choose one of "
+            f"{', '.join(modes)}"
         )
     if mode in ("nearest", "nearest-exact", "area"):
         if align_corners is not None:
             raise ValueError(
-                f"{op}: align_corners can only be set with the interpolating modes bilinear "
-                f"and bicubic, not with mode {mode!r}"
+                f"{op}: align_corners can only be set with the interpolating modes linear, "
+                f"bilinear and bicubic, not with mode {mode!r}"
             )
         align_corners = False
     elif align_corners is None:
@@ -221,32 +232,35 @@ def interpolate(
         raise ValueError(f"{op}: give exactly one of size and scale_factor")
     if recompute_scale_factor and size is not None:
         raise ValueError(f"{op}: recompute_scale_factor is not meaningful with an explicit size")
-    if x.ndim != 4:
-        raise ValueError(f"{op}: expected a 4-D (N, C, H, W) input, got shape {x.shape}")
     if x.dtype.kind != "f":
         raise TypeError(f"{op}: expected a floating-point input, got dtype {x.dtype}")
-    h, w = x.shape[2:]
+    sides = x.shape[2:]
     if size is not None:
-        out = _spatial(size, "size", "int")
-        scales: list[float | None] = [None, None]
+        out = _spatial(size, "size", "int", len(sides))
+        scales: list[float | None] = [None] * len(sides)
     else:
-        factors = _spatial(scale_factor, "scale_factor", "number")
+        factors = _spatial(scale_factor, "scale_factor", "number", len(sides))
         if not all(math.isfinite(f) for f in factors):
             raise ValueError(f"{op}: scale_factor must be finite, got {scale_factor!r}")
-        out = [math.floor(n * f) for n, f in zip((h, w), factors)]
-        scales = [None, None] if recompute_scale_factor or mode == "area" else factors
-    if x.shape[1] == 0 or h == 0 or w == 0 or min(out) < 1:
+        out = [math.floor(n * f) for n, f in zip(sides, factors)]
+        scales = [None] * len(sides) if recompute_scale_factor or mode == "area" else factors
+    if x.shape[1] == 0 or 0 in sides or min(out) < 1:
         raise ValueError(
             f"{op}: input and output sizes must be positive: input shape {x.shape}, "
             f"output size {tuple(out)}"
         )
+    if x.ndim == 3:  # (N, C, L) as (N, C, 1, L): the same resize, with nothing to do along H
+        x = reshape(x, (x.shape[0], x.shape[1], 1, sides[0]))
+        sides, out, scales = (1, *sides), [1, *out], [None, *scales]
+    axis_mode = "bilinear" if mode == "linear" else mode
     (ih, wh), (iw, ww) = (
-        taps(mode, n, o, s, align_corners) for n, o, s in zip((h, w), out, scales)
+        taps(axis_mode, n, o, s, align_corners) for n, o, s in zip(sides, out, scales)
     )
-    fh, fw = _integer_factor(ih, h), _integer_factor(iw, w)
+    fh, fw = _integer_factor(ih, sides[0]), _integer_factor(iw, sides[1])
     factors = (fh, fw) if fh and fw else None
-    a_h, a_w = axis_matrix(ih, wh, h), axis_matrix(iw, ww, w)
-    return Interpolate.apply(x, a_h=a_h, a_w=a_w, factors=factors)
+    a_h, a_w = axis_matrix(ih, wh, sides[0]), axis_matrix(iw, ww, sides[1])
+    y = Interpolate.apply(x, a_h=a_h, a_w=a_w, factors=factors)
+    return reshape(y, y.shape[:2] + (out[1],)) if input_ndim == 3 else y
 
 
 IMPLEMENTATIONS = register("interpolate", [
