@@ -22,10 +22,12 @@ non-contiguous views) and the same computation written three ways:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import strategies as st
 
@@ -101,9 +103,12 @@ def draw_array(
 
 
 def small_shapes(min_dims: int = 0, max_dims: int = 4, min_side: int = 1, max_side: int = 4):
+    """Shapes of ``min_dims`` to ``max_dims`` axes (0: a 0-d tensor), sides ``min_side`` to
+    ``max_side``."""
     from hypothesis.extra.numpy import array_shapes  # noqa: PLC0415
 
-    return array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side)
+    return array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side,
+                        max_side=max_side)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,6 +136,18 @@ def check_case(case: Case) -> None:
     seed = abs(hash(tuple(a.shape for a in case.inputs))) % 2**32
     rng = np.random.default_rng(seed)
 
+    # -- error parity: where PyTorch refuses the call, we refuse it too -----------------------
+    t_in = [torch.tensor(a, requires_grad=i in grad_idx) for i, a in enumerate(case.inputs)]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            case.torch_fn(*t_in)
+    except (RuntimeError, ValueError, TypeError, IndexError) as refusal:
+        with pytest.raises((ValueError, TypeError, IndexError)):
+            case.ours(*[mi.tensor(a) for a in case.inputs])
+        case.notes["refused"] = str(refusal)
+        return
+
     # -- ours, float64 ------------------------------------------------------------------------
     ours_in = [mi.tensor(a, requires_grad=i in grad_idx) for i, a in enumerate(case.inputs)]
     outs = _as_list(case.ours(*ours_in))
@@ -141,7 +158,9 @@ def check_case(case: Case) -> None:
 
     # -- PyTorch --------------------------------------------------------------------------------
     t_in = [torch.tensor(a, requires_grad=i in grad_idx) for i, a in enumerate(case.inputs)]
-    t_outs = _as_list(case.torch_fn(*t_in))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyTorch's own notices (e.g. var without freedom)
+        t_outs = _as_list(case.torch_fn(*t_in))
     assert len(t_outs) == len(outs), f"{len(outs)} outputs, PyTorch gives {len(t_outs)}"
     for k, (o, t) in enumerate(zip(outs, t_outs)):
         assert o.shape == tuple(t.shape), f"output {k}: shape {o.shape}, PyTorch {tuple(t.shape)}"

@@ -287,3 +287,23 @@ def test_pad_modes_refuse_what_pytorch_refuses(shape, widths, mode):
             mi.pad(mi.tensor(x), pad, mode=mode)
     else:
         np.testing.assert_array_equal(mi.pad(mi.tensor(x), pad, mode=mode).numpy(), expected)
+
+
+@pytest.mark.parametrize("op, torch_op", [("max", torch.amax), ("min", torch.amin),
+                                          ("mean", torch.mean), ("sum", torch.sum)])
+@pytest.mark.parametrize("shape, axis", [((0, 1), 1), ((0, 1), 0), ((2, 0, 3), (0, 2)),
+                                         ((0,), None), ((3, 0), 1), ((3, 0), 0)])
+def test_reductions_of_empty_tensors_answer_or_refuse_like_torch(op, torch_op, shape, axis):
+    """Over a non-empty axis of an empty tensor: an empty result; over an empty axis: sum 0,
+    mean NaN (no warning), max and min refused, as PyTorch does."""
+    x = np.zeros(shape)
+    dims = axis if axis is not None else tuple(range(len(shape)))
+    try:
+        expected = torch_op(torch.tensor(x), dims).numpy()
+    except (RuntimeError, IndexError):
+        with pytest.raises(ValueError, match=f"^{op}: .*empty axis"):
+            mi.OPS[op](mi.tensor(x), axis=axis)
+        return
+    ours = mi.OPS[op](mi.tensor(x, requires_grad=True), axis=axis)
+    assert ours.shape == expected.shape
+    np.testing.assert_array_equal(ours.numpy(), expected)

@@ -55,10 +55,12 @@ class Mean(Sum):
 
     def forward(self, x, axes, keepdims):
         self.n = _count(x.shape, axes)
-        return super().forward(x, axes, keepdims) / self.n
+        with np.errstate(invalid="ignore", divide="ignore"):  # over nothing: NaN, as PyTorch
+            return super().forward(x, axes, keepdims) / self.n
 
     def backward(self, g):
-        return super().backward(g / self.n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return super().backward(g / self.n)
 
 
 class Max(Function):
@@ -68,8 +70,10 @@ class Max(Function):
     reducer = "max"
 
     def forward(self, x, axes, keepdims):
-        if x.size == 0:
-            raise ValueError(f"{self.name} of an empty tensor (shape {x.shape}) is undefined")
+        if any(x.shape[a] == 0 for a in axes) or (x.ndim == 0 and x.size == 0):
+            raise ValueError(
+                f"{self.name} over an empty axis is undefined (shape {x.shape}, axes {axes})"
+            )
         y = getattr(x, self.reducer)(axis=axes, keepdims=True)
         self.axes = axes
         self.mask = x == y
