@@ -313,7 +313,7 @@ def _correction(data, shape, axis):
     axes = range(len(shape)) if axis is None else (axis if isinstance(axis, tuple) else (axis,))
     count = math.prod(shape[a] for a in axes)
     choices = [c for c in (0, 1, None, 0.5, 1.3) if count - (1 if c is None else c) > 0]
-    return {"correction": data.draw(st.sampled_from(choices), label="correction")}
+    return {"correction": data.draw(st.sampled_from(choices or [0, 1]), label="correction")}
 
 
 SPECS["var"] = _reduction(
@@ -501,7 +501,7 @@ def _basic_index(data, shape):
     parts: list[Any] = []
     for n in shape:
         kind = data.draw(st.sampled_from(["int", "slice", "full"]))
-        if kind == "int":
+        if kind == "int" and n > 0:
             parts.append(data.draw(st.integers(-n, n - 1)))
         elif kind == "slice":
             start = data.draw(st.one_of(st.none(), st.integers(-n, n)))
@@ -528,15 +528,16 @@ def _getitem(data):
         index = _basic_index(data, shape)
         t_index = index
     elif kind == "int array":
-        # repeats on purpose: their gradients must add up
-        idx = rng.integers(-shape[0], shape[0], size=data.draw(st.integers(1, 6)))
+        # repeats on purpose: their gradients must add up (none at all for an empty axis)
+        count = data.draw(st.integers(1, 6)) if shape[0] else 0
+        idx = rng.integers(-shape[0], max(shape[0], 1), size=count)
         index, t_index = idx, torch.tensor(idx)
     elif kind == "bool mask":
         mask = rng.random(shape) < 0.5
         index, t_index = mask, torch.tensor(mask)
     else:
         axis_len = shape[-1]
-        idx = rng.integers(0, axis_len, size=(2, 3))
+        idx = rng.integers(0, max(axis_len, 1), size=(2, 3) if axis_len else (2, 0))
         index = (Ellipsis, idx) if len(shape) == 1 else (slice(None), Ellipsis, idx)
         t_index = (Ellipsis, torch.tensor(idx)) if len(shape) == 1 else (slice(None), Ellipsis, torch.tensor(idx))
     ours_index = tuple(mi.tensor(p) if isinstance(p, np.ndarray) else p for p in index) if isinstance(index, tuple) else (

@@ -82,9 +82,11 @@ def test_max_pool2d_kernels_match_the_oracles(path, data):
 
 @given(data=st.data())
 def test_gelu_kernel_matches_the_oracles(data):
+    case = SPECS["gelu"](data)
     with recording() as launched:
-        check_case(SPECS["gelu"](data))
-    assert launched and set(launched) == {"gelu_forward"}
+        check_case(case)
+    if case.inputs[0].size:  # (an empty tensor launches nothing)
+        assert launched and set(launched) == {"gelu_forward"}
 
 
 # -- float32, iFormer's shapes, and what is chosen ------------------------------------------------

@@ -499,3 +499,13 @@ def test_no_grad_forward_saves_nothing_and_agrees():
         z = F.gelu(x)
     assert not y.requires_grad and y._ctx is None and z._ctx is None
     np.testing.assert_allclose(y.numpy(), F.layer_norm(x, (5,)).numpy())
+
+
+def test_attention_with_an_empty_batch_broadcasts_a_documented_difference():
+    """Key and value with an empty batch, a query that broadcasts over it: the output is the
+    broadcast, empty batch (PyTorch returns the query's shape, (1, 1, 1), here)."""
+    q, kv = mi.zeros(1, 1, 1), mi.zeros(0, 1, 1)
+    assert F.scaled_dot_product_attention(q, kv, kv).shape == (0, 1, 1)
+    theirs = TF.scaled_dot_product_attention(torch.zeros(1, 1, 1), torch.zeros(0, 1, 1),
+                                             torch.zeros(0, 1, 1))
+    assert tuple(theirs.shape) == (1, 1, 1)  # the difference, as documented

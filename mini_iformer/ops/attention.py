@@ -131,6 +131,8 @@ def scaled_dot_product_attention(
     0..i. A row that may attend to no key gives NaN, as in PyTorch's reference formula.
     ``dropout_p > 0`` drops attention weights (survivors scaled by 1/(1-p)) with a mask
     drawn from ``generator``; like PyTorch, the caller passes ``dropout_p=0`` in evaluation.
+    An empty batch broadcasts like any other: where key and value have an empty batch axis the
+    query broadcasts over, the output is empty (PyTorch returns the query's shape there).
     """
     op = "scaled_dot_product_attention"
     named = ((query, "query"), (key, "key"), (value, "value"))

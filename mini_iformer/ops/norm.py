@@ -21,7 +21,7 @@ import operator
 from typing import Any
 
 from .. import backend
-from ..autograd import Tensor, register_op
+from ..autograd import Tensor, as_tensor, register_op
 from . import norm_fast
 from .args import shape_of
 from .registry import Dispatch, Implementation, register
@@ -114,6 +114,9 @@ def layer_norm(
                 f"layer_norm: {name} must have the shape normalized_shape={shape}, but has shape "
                 f"{shape_of(p, name, 'layer_norm')} (input {x_shape})"
             )
+    if math.prod(x_shape) == 0:  # nothing to normalise: an empty result; weight, bias get 0
+        y = as_tensor(input) * (1.0 if weight is None else weight)
+        return y if bias is None else y + bias
     return LayerNorm.apply(input, weight, bias, normalized_shape=shape, eps=float(eps))
 
 

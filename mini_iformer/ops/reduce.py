@@ -104,8 +104,10 @@ class Var(Function):
 
     def forward(self, x, axes, correction, keepdims):
         self.axes = axes
-        self.d = x - x.mean(axis=axes, keepdims=True)
-        self.dof = _count(x.shape, axes) - correction
+        n = _count(x.shape, axes)
+        with np.errstate(divide="ignore", invalid="ignore"):  # over nothing: NaN
+            self.d = x - x.sum(axis=axes, keepdims=True) / n
+        self.dof = n - correction
         self.denom = builtins.max(self.dof, 0.0)
         sq = (self.d * self.d).sum(axis=axes, keepdims=keepdims)
         with np.errstate(divide="ignore", invalid="ignore"):
