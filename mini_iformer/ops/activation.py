@@ -10,9 +10,9 @@ Phi is the standard normal CDF, computed here as ``erfc(-x / sqrt 2) / 2``: the 
 but ``1 + erf`` cancels for very negative x (below about -5.5 in float32 it is 0), where
 ``erfc`` keeps its relative accuracy.
 
-**The reference** (:func:`gelu_forward`, :func:`gelu_backward`) is these formulas. **The fast forms** (``activation_fast.py``): the same in cache-sized blocks on all
-cores, a fitted tail for float32 in place of scipy's ``erf`` loop, and one CUDA kernel
-(``activation.cu``).
+**The reference** (:func:`gelu_forward`, :func:`gelu_backward`) is these formulas. **The fast
+forms** (``activation_fast.py``): the same in cache-sized blocks on all cores, a fitted tail
+for float32 in place of scipy's ``erf`` loop, and one CUDA kernel (``activation.cu``).
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ import numbers
 import operator
 from typing import Any
 
+import numpy as np
+
 from .. import backend
 from ..autograd import Tensor
 
@@ -42,6 +44,13 @@ def shape_of(x: Any, name: str, op: str) -> tuple[int, ...]:
     if isinstance(x, Tensor) or backend.is_array(x):
         return tuple(x.shape)
     raise TypeError(f"{op}: {name} must be a Tensor or an array, got {type(x).__name__}")
+
+
+def check_bool(value: Any, name: str, op: str) -> bool:
+    """A True/False argument; ``TypeError`` naming it for anything else."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_probability(p: Any, name: str, op: str) -> float:

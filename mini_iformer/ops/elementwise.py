@@ -81,7 +81,7 @@ class Div(Function):
 
     def forward(self, a, b):
         y = a / b
-        if not any(np.dtype(getattr(v, "dtype", type(v))).kind in "fc" for v in (a, b)):
+        if _kind(a) not in "fc" and _kind(b) not in "fc":
             y = y.astype(np.float32)
         self.b = b if any(self.needs_input_grad) else None
         self.y = y if self.needs_input_grad[1] else None

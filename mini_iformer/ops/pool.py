@@ -27,18 +27,13 @@ import numpy as np
 from .. import backend
 from ..autograd import Tensor, as_tensor, register_op
 from . import pool_cuda, pool_fast
+from .args import check_bool
 from .registry import Dispatch, Implementation, register
 from .shape import squeeze, unsqueeze
-from .window import Window, output_size, pair
+from .window import Window, lowest, output_size, pair
 
 __all__ = ["max_pool2d", "avg_pool2d", "max_pool2d_forward", "max_pool2d_backward",
            "avg_pool2d_forward", "avg_pool2d_backward"]
-
-
-def lowest(dtype: Any) -> Any:
-    """The value that never wins a maximum: -inf, or the smallest integer."""
-    dtype = np.dtype(dtype)
-    return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,12 +117,6 @@ def _as_array(divisor: Any, like: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 # Arguments
 # ---------------------------------------------------------------------------------------------
-def _check_bool(value: Any, name: str, op: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{op}: {name} must be True or False, got {value!r}")
-    return bool(value)
-
-
 def _check_input(x: Tensor, op: str) -> None:
     if x.ndim not in (3, 4):
         raise ValueError(
@@ -146,7 +135,7 @@ def _window(op: str, x: Tensor, kernel_size, stride, padding, dilation, ceil_mod
     strides = kernel if no_stride else pair(stride, "stride", op, ValueError)
     pads = pair(padding, "padding", op, ValueError)
     dils = pair(dilation, "dilation", op, ValueError)
-    ceil_mode = _check_bool(ceil_mode, "ceil_mode", op)
+    ceil_mode = check_bool(ceil_mode, "ceil_mode", op)
     for name, values, low in [
         ("kernel_size", kernel, 1), ("stride", strides, 1), ("dilation", dils, 1),
         ("padding", pads, 0),
@@ -222,7 +211,7 @@ def max_pool2d(
         raise TypeError(f"max_pool2d: expected a numeric input, got dtype {x.dtype}")
     win = _window("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
     y = _on_4d(lambda t: MaxPool2d.apply(t, win=win), x)
-    if not _check_bool(return_indices, "return_indices", "max_pool2d"):
+    if not check_bool(return_indices, "return_indices", "max_pool2d"):
         return y
     x4 = x.data if x.ndim == 4 else x.data[None]
     indices = _max_indices(x4, win)
@@ -248,7 +237,7 @@ def avg_pool2d(
     if x.dtype.kind != "f":
         raise TypeError(f"{op}: expected a floating-point input, got dtype {x.dtype}")
     win = _window(op, x, kernel_size, stride, padding, 1, ceil_mode)
-    include = _check_bool(count_include_pad, "count_include_pad", op)
+    include = check_bool(count_include_pad, "count_include_pad", op)
     if divisor_override is not None:
         try:
             divisor_override = operator.index(divisor_override)

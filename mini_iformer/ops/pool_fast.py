@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend
-from .window import block_sums
+from .window import block_sums, lowest
 
 __all__ = ["max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward",
            "tiles_supported", "tiles_forward", "tiles_backward"]
@@ -84,11 +84,6 @@ class _Flat:
         return grid
 
 
-def _lowest(dtype: Any) -> Any:
-    dtype = np.dtype(dtype)
-    return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
-
-
 # -- max pooling -------------------------------------------------------------------------------
 def max_pool_forward(ctx, x, win):
     """A running maximum over the k*k offset views, and with it ``arg``, the offset where the
@@ -100,7 +95,7 @@ def max_pool_forward(ctx, x, win):
     """
     xp = backend.array_module(x)
     flat = _Flat(win)
-    low = _lowest(x.dtype)
+    low = lowest(x.dtype)
     views = flat.views(flat.pad(x, low))
     out = views[0].copy()
     need = ctx.needs_input_grad[0]

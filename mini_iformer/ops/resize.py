@@ -28,18 +28,13 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Tensor, as_tensor, register_op
+from .args import check_bool
 from .registry import Dispatch, Implementation, register
 from .shape import reshape
 from .window import block_sums
 
 __all__ = ["interpolate", "interpolate_forward", "interpolate_backward", "taps", "axis_matrix",
            "MODES"]
-
-
-def _check_bool(value: Any, name: str, op: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{op}: {name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,7 +222,7 @@ def interpolate(
     elif align_corners is None:
         align_corners = False
     else:
-        align_corners = _check_bool(align_corners, "align_corners", op)
+        align_corners = check_bool(align_corners, "align_corners", op)
     if (size is None) == (scale_factor is None):
         raise ValueError(f"{op}: give exactly one of size and scale_factor")
     if recompute_scale_factor and size is not None:

@@ -21,9 +21,11 @@ import operator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from .. import backend
 
-__all__ = ["Window", "output_size", "pair", "block_sums"]
+__all__ = ["Window", "output_size", "pair", "block_sums", "lowest"]
 
 Pair = tuple[int, int]
 
@@ -42,6 +44,12 @@ def pair(value: Any, name: str, op: str, error: type[Exception] = TypeError) -> 
     except TypeError:
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}") from None
     return ints[0], ints[-1]
+
+
+def lowest(dtype: Any) -> Any:
+    """The padding that never wins a maximum: -inf, or the smallest integer of ``dtype``."""
+    dtype = np.dtype(dtype)
+    return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
 
 
 def output_size(size: int, kernel: int, stride: int, before: int, after: int, dilation: int,
