@@ -176,8 +176,11 @@ class RoundedDiv(Function):
             if rounding_mode == "trunc":  # floor rounds towards -inf: step back up
                 q = q + ((q < 0) & (q * b != a))
             return q
-        y = a / b
-        return xp.trunc(y) if rounding_mode == "trunc" else xp.floor(y)
+        if rounding_mode == "trunc":
+            return xp.trunc(a / b)
+        # not floor(a / b): Python's floor division, as PyTorch's, rounds the exact quotient
+        # (5 // -inf is -1, inf // 2 is NaN), which a rounded a / b can miss
+        return xp.floor_divide(a, b)
 
     def backward(self, g):
         xp = _xp(g)
