@@ -31,13 +31,16 @@ __all__ = ["scaled_dot_product_attention", "attention_forward", "attention_backw
 
 def attention_forward(ctx, q, k, v, mask, keep, scale):
     """out = A' V with A = softmax(scale * Q K^T + M) (stable: the row maximum is subtracted
-    before the exponential) and A' = A * keep."""
+    before the exponential) and A' = A * keep. A row of scores that are all -inf (a query
+    masked from every key) gets weights 0, not 0/0, as in PyTorch."""
     xp = backend.array_module(q)
     s = scale * (q @ xp.swapaxes(k, -1, -2))
     if mask is not None:
         s = s + mask
-    e = xp.exp(s - s.max(axis=-1, keepdims=True))
-    a = e / e.sum(axis=-1, keepdims=True)
+    m = s.max(axis=-1, keepdims=True)
+    none = m == -xp.inf  # a query that may attend to no key: all its weights are 0
+    e = xp.exp(s - xp.where(none, 0, m))
+    a = e / xp.where(none, 1, e.sum(axis=-1, keepdims=True))
     ctx.q, ctx.k, ctx.v, ctx.a, ctx.keep, ctx.scale = q, k, v, a, keep, scale
     return (a * keep if keep is not None else a) @ v
 
@@ -68,10 +71,14 @@ def fast_forward(ctx, q, k, v, mask, keep, scale):
     s = qs @ xp.swapaxes(k, -1, -2)
     if mask is not None:
         s += mask
-    s -= s.max(axis=-1, keepdims=True)
+    m = s.max(axis=-1, keepdims=True)
+    m[m == -xp.inf] = 0  # a query masked from every key: exp(-inf) = 0 everywhere ...
+    s -= m
     xp.exp(s, out=s)
+    total = xp.einsum("...ij->...i", s)
+    total[total == 0] = 1  # ... and its weights stay 0 (other rows have a term exp(0) = 1)
     # one reciprocal per row, then multiply: faster than dividing every score
-    s *= (1.0 / xp.einsum("...ij->...i", s))[..., None]
+    s *= (1.0 / total)[..., None]
     a = s
     a_drop = a * keep if keep is not None else a
     out = a_drop @ v
@@ -128,11 +135,12 @@ def scaled_dot_product_attention(
     query (..., L, E), key (..., S, E), value (..., S, Ev) -> (..., L, Ev); leading axes
     broadcast. ``scale`` defaults to 1/sqrt(E). ``attn_mask``: boolean (True = may attend) or
     additive float, broadcastable to (..., L, S); ``is_causal``: query i attends to keys
-    0..i. A row that may attend to no key gives NaN, as in PyTorch's reference formula.
+    0..i. A query that may attend to no key gets output 0 (and gradient 0), as in PyTorch.
     ``dropout_p > 0`` drops attention weights (survivors scaled by 1/(1-p)) with a mask
     drawn from ``generator``; like PyTorch, the caller passes ``dropout_p=0`` in evaluation.
-    An empty batch broadcasts like any other: where key and value have an empty batch axis the
-    query broadcasts over, the output is empty (PyTorch returns the query's shape there).
+    Empty operands broadcast like any other: the output has the broadcast leading axes (where
+    an operand is empty and the leading axes broadcast, PyTorch returns the query's shape
+    instead), and the shapes are checked (PyTorch skips some checks when an operand is empty).
     """
     op = "scaled_dot_product_attention"
     named = ((query, "query"), (key, "key"), (value, "value"))

@@ -212,6 +212,11 @@ def conv2d(
         raise ValueError(f"conv2d: stride must be positive, got stride={stride}")
     if min(dilation) <= 0:
         raise ValueError(f"conv2d: dilation must be positive, got dilation={dilation}")
+    if 0 in x.shape[-2:] or w.shape[0] == 0:  # (an empty batch is fine, as in PyTorch)
+        raise ValueError(
+            f"conv2d: the input's height and width and the weight's out_channels must not be 0, "
+            f"got input shape {x.shape} and weight shape {w.shape}"
+        )
     kernel = w.shape[2:]
     pads = _padding(padding, kernel, stride, dilation)
     c_in, (h, wd) = x.shape[-3], x.shape[-2:]

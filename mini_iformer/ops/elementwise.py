@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend
-from ..autograd import Function, Tensor, register_op
+from ..autograd import Function, Tensor, _numbers_as_arrays, register_op
 
 __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "tanh", "sigmoid",
@@ -124,11 +124,19 @@ class Pow(Function):
         da = db = None
         with np.errstate(divide="ignore", invalid="ignore"):
             if self.needs_input_grad[0]:
-                da = xp.where(b == 0, 0.0, g * b * a ** (b - 1)).astype(g.dtype, copy=False)
+                da = xp.where(b == 0, 0.0, g * b * _power(xp, a, b - 1)).astype(g.dtype, copy=False)
             if self.needs_input_grad[1]:
                 flat = (a == 0) & (b >= 0)
                 db = xp.where(flat, 0.0, g * self.y * xp.log(a)).astype(g.dtype, copy=False)
         return da, db
+
+
+def _power(xp: Any, a: Any, p: Any) -> Any:
+    """a ** p; for a number p = -0.5 as 1 / sqrt(a), as PyTorch computes it (NaN at -inf,
+    where the C library's pow gives 0)."""
+    if getattr(p, "ndim", 0) == 0 and float(p) == -0.5:
+        return 1 / xp.sqrt(a)
+    return a**p
 
 
 def _kind(v: Any) -> str:
@@ -452,21 +460,27 @@ class AsType(Function):
 
 @register_op("maximum")
 def maximum(a: Any, b: Any) -> Tensor:
-    """Elementwise larger of ``a`` and ``b``."""
+    """Elementwise larger of ``a`` and ``b``, like ``torch.maximum`` (where either is NaN, the
+    result is NaN and both get the gradient). Unlike ``torch.maximum``, a Python number is
+    taken too, as by ``torch.clamp``."""
     return Maximum.apply(a, b)
 
 
 @register_op("minimum")
 def minimum(a: Any, b: Any) -> Tensor:
-    """Elementwise smaller of ``a`` and ``b``."""
+    """Elementwise smaller of ``a`` and ``b``, like ``torch.minimum`` (and, unlike it, a
+    Python number is taken too)."""
     return Minimum.apply(a, b)
 
 
 @register_op("where")
 def where(condition: Any, x: Any, other: Any) -> Tensor:
-    """``x`` where ``condition`` is true, else ``other`` (all three broadcast together)."""
+    """``x`` where ``condition`` is true, else ``other`` (all three broadcast together). Two
+    Python numbers give PyTorch's dtype for their tensors (float32 for a float)."""
     if isinstance(condition, Tensor):
         condition = condition.data
+    if all(isinstance(v, numbers.Number) for v in (x, other)):
+        x, other = _numbers_as_arrays([x, other])
     return Where.apply(condition, x, other)
 
 

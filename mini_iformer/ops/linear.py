@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numbers
 from typing import Any
 
@@ -30,7 +32,7 @@ class Linear(Function):
     def forward(self, x, weight, bias):
         need_x, need_w, _ = self.needs_input_grad
         w2 = weight[None, :] if weight.ndim == 1 else weight
-        x2 = x.reshape(-1, x.shape[-1])
+        x2 = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])  # (rows, in), also when empty
         y = x2 @ w2.T
         out_shape = x.shape[:-1] + weight.shape[:-1]
         y = y.reshape(out_shape)
@@ -47,7 +49,7 @@ class Linear(Function):
 
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad
-        g2 = g.reshape(-1, 1 if len(self.w_shape) == 1 else self.w_shape[0])
+        g2 = g.reshape(math.prod(self.x_shape[:-1]), 1 if len(self.w_shape) == 1 else self.w_shape[0])
         dx = (g2 @ self.w2).reshape(self.x_shape) if need_x else None
         dw = (g2.T @ self.x2).reshape(self.w_shape) if need_w else None
         db = None

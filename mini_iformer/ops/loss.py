@@ -141,7 +141,9 @@ def cross_entropy(
     "mean" (over items), "sum" or "none". ``weight`` (C,) rescales each class's loss, and with
     class indices the mean divides by the summed weights of the targets' classes.
     ``ignore_index``: items with this class index add no loss and get no gradient (and do not
-    count in the mean); it is for class indices only, as in PyTorch.
+    count in the mean); it is for class indices only, as in PyTorch. An input without classes
+    (C = 0) is refused (PyTorch refuses it too unless every item is ignored, and then returns
+    0 or NaN).
     """
     op = "cross_entropy"
     z_shape = shape_of(input, "input", op)
@@ -152,6 +154,8 @@ def cross_entropy(
     eps = check_probability(label_smoothing, "label_smoothing", op)
     axis = 0 if len(z_shape) == 1 else 1
     c = z_shape[axis]
+    if c == 0:
+        raise ValueError(f"{op}: the input of shape {z_shape} has no classes (axis {axis} is empty)")
     item_shape = z_shape[:axis] + z_shape[axis + 1:]
     if not (isinstance(target, Tensor) or backend.is_array(target)):
         target = np.asarray(target)

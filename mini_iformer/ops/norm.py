@@ -25,6 +25,7 @@ from ..autograd import Tensor, as_tensor, register_op
 from . import norm_fast
 from .args import shape_of
 from .registry import Dispatch, Implementation, register
+from .shape import reshape
 
 __all__ = ["layer_norm", "batch_norm", "layer_norm_forward", "layer_norm_backward",
            "batch_norm_forward", "batch_norm_backward"]
@@ -201,7 +202,9 @@ def batch_norm(
 
     ``training=True`` normalises with the batch statistics and, when given, updates
     ``running_mean`` and ``running_var`` (tensors without gradient, shape (C,)) in place;
-    ``training=False`` uses the running statistics, which must then be given.
+    ``training=False`` uses the running statistics, which must then be given. An input with no
+    elements gives an empty result and leaves the running statistics alone; the shapes of
+    running_mean, running_var, weight and bias are checked there too (PyTorch skips that).
     """
     op = "batch_norm"
     x_shape = shape_of(input, "input", op)
@@ -219,7 +222,7 @@ def batch_norm(
     if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
         raise TypeError(f"{op}: momentum must be a float, got {momentum!r}")
     if training:
-        if math.prod(x_shape) // c <= 1:
+        if math.prod(x_shape[:1] + x_shape[2:]) == 1:  # (none at all is allowed, as in PyTorch)
             raise ValueError(
                 f"{op}: Expected more than 1 value per channel when training, got input of "
                 f"shape {x_shape}"
@@ -229,6 +232,10 @@ def batch_norm(
     for name, p in named[:2]:
         if isinstance(p, Tensor) and p.requires_grad:
             raise ValueError(f"{op}: {name} is a buffer and must not require grad")
+    if math.prod(x_shape) == 0:  # nothing to normalise: an empty result, the running statistics
+        per_channel = (1, c) + (1,) * (len(x_shape) - 2)  # untouched; weight and bias get 0
+        y = as_tensor(input) * (1.0 if weight is None else reshape(weight, per_channel))
+        return y if bias is None else y + reshape(bias, per_channel)
     return BatchNorm.apply(
         input, weight, bias, running_mean=_buffer(running_mean), running_var=_buffer(running_var),
         training=bool(training), momentum=float(momentum), eps=float(eps),

@@ -96,19 +96,22 @@ class Var(Function):
     """y = sum((x - mean)^2) / max(n - correction, 0);  dx = g * 2 (x - mean) / (same).
 
     ``correction`` may be any real number, as in PyTorch. With no degrees of freedom left the
-    forward divides by zero: inf where the sum is positive, NaN where it is 0; the backward,
-    like PyTorch's, divides by n - correction itself (negative when correction > n), and by
-    zero when they are equal. No warning either way."""
+    forward divides by zero: inf where the sum is positive, NaN where it is 0. The backward
+    does what PyTorch's does there: over the whole tensor (``axis=None``, or a 0-d tensor) it
+    divides by the same max(n - correction, 0); over given axes by n - correction itself
+    (negative when correction > n). No warning either way. One difference: over the whole
+    tensor without degrees of freedom PyTorch's gradient is +inf wherever x differs from the
+    mean; ours is the formula's, inf with the sign of g (x - mean)."""
 
     name = "var"
 
-    def forward(self, x, axes, correction, keepdims):
+    def forward(self, x, axes, correction, keepdims, whole):
         self.axes = axes
         n = _count(x.shape, axes)
         with np.errstate(divide="ignore", invalid="ignore"):  # over nothing: NaN
             self.d = x - x.sum(axis=axes, keepdims=True) / n
-        self.dof = n - correction
-        self.denom = builtins.max(self.dof, 0.0)
+        self.denom = builtins.max(n - correction, 0.0)
+        self.dof = self.denom if whole else n - correction
         sq = (self.d * self.d).sum(axis=axes, keepdims=keepdims)
         with np.errstate(divide="ignore", invalid="ignore"):
             return sq / self.denom if self.denom else sq * float("inf")
@@ -158,7 +161,9 @@ def var(x: Any, axis: Any = None, correction: Any = 1, keepdims: bool = False) -
         correction = 1
     if isinstance(correction, bool) or not isinstance(correction, numbers.Real):
         raise TypeError(f"var: correction must be a number, got {correction!r}")
-    return _reduce(Var, x, axis, keepdims, correction=float(correction))
+    x = as_tensor(x)
+    return _reduce(Var, x, axis, keepdims, correction=float(correction),
+                   whole=axis is None or x.ndim == 0)
 
 
 def softmax_forward(ctx, x, axis):

@@ -27,7 +27,8 @@ implementation, its :class:`Function` class's ``forward``/``backward`` is the re
 2. the reference, inside ``use("reference")`` or when the environment variable
    ``MINI_IFORMER_IMPL=reference`` was set when the package was imported;
 3. otherwise the first fast form, in the order the op lists them, that ``supports`` the call
-   and is ``preferred`` for it; the reference when none is.
+   and is ``preferred`` for it; the reference when none is, and for inputs with no elements
+   (speed does not matter there, and the reference is the form written for every shape).
 
 ``supports`` says when a form computes the right answer (a 1x1 kernel, arrays on a GPU...);
 ``preferred`` says when the library picks it by itself (measured faster there).
@@ -206,7 +207,7 @@ def choose(op: str, inputs: tuple, params: dict[str, Any]) -> Implementation:
                 f"{impl.summary}"
             )
         return impl
-    if _mode == "fast":
+    if _mode == "fast" and all(getattr(a, "size", 1) for a in inputs):
         for impl in list(impls.values())[1:]:
             if impl.supports(*inputs, **params) and impl.preferred(*inputs, **params):
                 return impl

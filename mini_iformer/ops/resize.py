@@ -269,7 +269,8 @@ def interpolate(
             raise ValueError(f"{op}: scale_factor must be finite, got {scale_factor!r}")
         out = [math.floor(n * f) for n, f in zip(sides, factors)]
         scales = [None] * len(sides) if recompute_scale_factor or mode == "area" else factors
-    if x.shape[1] == 0 or 0 in sides or min(out) < 1:
+    if 0 in sides or min(out) < 1 or (x.shape[1] == 0 and mode != "area"):
+        # (an empty batch is fine, and no channels with "area", as in PyTorch)
         raise ValueError(
             f"{op}: input and output sizes must be positive: input shape {x.shape}, "
             f"output size {tuple(out)}"
@@ -281,6 +282,8 @@ def interpolate(
     (ih, wh), (iw, ww) = (
         taps(axis_mode, n, o, s, align_corners) for n, o, s in zip(sides, out, scales)
     )
+    if input_ndim == 3:  # no H axis to interpolate along: one tap, weight 1
+        ih, wh = np.zeros((1, 1), dtype=np.int64), np.ones((1, 1))
     fh, fw = _integer_factor(ih, sides[0]), _integer_factor(iw, sides[1])
     factors = (fh, fw) if fh and fw else None
     y = Interpolate.apply(x, taps_h=(ih, wh), taps_w=(iw, ww), area=mode == "area",

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function, Tensor, as_tensor, as_tensor_list, register_op
-from .args import normalize_axis
+from .args import normalize_axes, normalize_axis
 
 __all__ = [
     "reshape", "permute", "transpose", "broadcast_to", "expand", "squeeze", "unsqueeze",
@@ -60,7 +60,9 @@ def reshape(x: Any, *shape: Any) -> Tensor:
 def flatten(x: Any, start_axis: int = 0, end_axis: int = -1) -> Tensor:
     """Merge axes ``start_axis..end_axis`` (inclusive) into one, like ``torch.flatten``."""
     x = as_tensor(x)
-    if x.ndim == 0:
+    if x.ndim == 0:  # the axes 0 and -1 name the scalar's one place, as in PyTorch
+        for a in (start_axis, end_axis):
+            normalize_axis(a, 1, "flatten", x.shape)
         return reshape(x, 1)
     s = normalize_axis(start_axis, x.ndim, "flatten", x.shape)
     e = normalize_axis(end_axis, x.ndim, "flatten", x.shape)
@@ -78,9 +80,8 @@ def squeeze(x: Any, axis: Any = None) -> Tensor:
     if axis is None:
         drop = {i for i, n in enumerate(x.shape) if n == 1}
     else:
-        items = axis if isinstance(axis, (tuple, list)) else (axis,)
-        axes = {normalize_axis(a, x.ndim, "squeeze", x.shape) for a in items}
-        drop = {a for a in axes if x.ndim and x.shape[a] == 1}
+        axes = normalize_axes(axis, x.ndim, "squeeze", x.shape)  # (a repeated axis is refused)
+        drop = {a for a in axes if x.shape[a] == 1}
     return reshape(x, tuple(n for i, n in enumerate(x.shape) if i not in drop))
 
 
@@ -345,8 +346,6 @@ class Pad(Function):
     def forward(self, x, widths, value):
         xp = backend.array_module(x)
         out_shape = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, widths))
-        if builtins.any(n < 0 for n in out_shape):
-            raise ValueError(f"padding {widths} would give a negative size {out_shape}")
         src, dst = [], []
         for n, (lo, hi) in zip(x.shape, widths):
             start = builtins.max(0, -lo)
@@ -418,6 +417,12 @@ def pad(x: Any, pad: Sequence[int], value: float = 0.0, mode: str = "constant") 
     for i in range(len(widths_flat) // 2):
         widths[x.ndim - 1 - i] = (widths_flat[2 * i], widths_flat[2 * i + 1])
     if mode == "constant":
+        for axis, (lo, hi) in enumerate(widths):
+            if x.shape[axis] + min(lo, 0) + min(hi, 0) < 0:
+                raise ValueError(
+                    f"pad: negative widths {(lo, hi)} crop more than the {x.shape[axis]} "
+                    f"elements of axis {axis} (pad {tuple(widths_flat)}, input shape {x.shape})"
+                )
         return Pad.apply(x, widths=tuple(widths), value=value)
     if mode not in PAD_MODES:
         raise ValueError(
@@ -428,6 +433,11 @@ def pad(x: Any, pad: Sequence[int], value: float = 0.0, mode: str = "constant") 
         raise ValueError(
             f"pad: mode {mode!r} pads the last 1, 2 or 3 axes of a batched or unbatched input: "
             f"{len(widths_flat)} widths need {k + 1} or {k + 2} dimensions, got shape {x.shape}"
+        )
+    if mode != "circular" and 0 in (x.shape[1:] if x.ndim == k + 2 else x.shape):
+        raise ValueError(
+            f"pad: mode {mode!r} needs every axis but the batch axis non-empty, got shape "
+            f"{x.shape}"
         )
     sources = []
     for axis in range(x.ndim - k, x.ndim):
@@ -451,6 +461,6 @@ def _pad_sources(n: int, widths: tuple[int, int], mode: str) -> np.ndarray | Non
     0..n-1."""
     lo, hi = widths
     limit = {"reflect": n - 1, "circular": n}.get(mode, max(lo, hi))
-    if n == 0 or min(lo, hi) < 0 or max(lo, hi) > limit:
+    if min(lo, hi) < 0 or max(lo, hi) > limit:
         return None
     return np.pad(np.arange(n), (lo, hi), mode=PAD_MODES[mode])
