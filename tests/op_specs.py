@@ -151,6 +151,18 @@ def _where(data):
     shapes = data.draw(mutually_broadcastable_shapes(num_shapes=3, max_dims=3, max_side=4))
     seed = data.draw(st.integers(0, 2**32 - 1))
     cond = np.random.default_rng(seed).random(shapes.input_shapes[0]) < 0.5
+    numbers = data.draw(st.sampled_from(["none", "x", "other", "both"]), label="Python numbers")
+    if numbers != "none":  # a number for x, for other, or for both (the result's dtype)
+        p, q = data.draw(_numbers, label="x number"), data.draw(_numbers, label="other number")
+        if numbers == "both":
+            return Case([], lambda: mi.where(mi.tensor(cond), p, q),
+                        lambda: torch.where(torch.tensor(cond), p, q))
+        y = draw_array(data, shapes.input_shapes[2], label="y")
+        if numbers == "x":
+            return Case([y], lambda b: mi.where(mi.tensor(cond), p, b),
+                        lambda b: torch.where(torch.tensor(cond), p, b))
+        return Case([y], lambda a: mi.where(mi.tensor(cond), a, q),
+                    lambda a: torch.where(torch.tensor(cond), a, q))
     x = draw_array(data, shapes.input_shapes[1], label="x")
     y = draw_array(data, shapes.input_shapes[2], label="y")
     return Case(
@@ -273,10 +285,9 @@ def _axis_arg(data, ndim):
     return tuple(axes)
 
 
-def _torch_dims(axis, ndim):
-    if axis is None:
-        return tuple(range(ndim))
-    return axis if isinstance(axis, tuple) else (axis,)
+def _torch_dims(axis):
+    """PyTorch's dim: None for all axes (of whatever tensor the op is called with)."""
+    return axis if axis is None or isinstance(axis, tuple) else (axis,)
 
 
 def _hips_axis(axis):
@@ -290,11 +301,10 @@ def _reduction(name, torch_fn, hips_fn, kind="normal", extra=None):
         axis = _axis_arg(data, x.ndim)
         keepdims = data.draw(st.booleans(), label="keepdims")
         kwargs = {} if extra is None else extra(data, x.shape, axis)
-        dims = _torch_dims(axis, x.ndim)
         return Case(
             [x],
             lambda t: getattr(mi, name)(t, axis=axis, keepdims=keepdims, **kwargs),
-            lambda t: torch_fn(t, dims, keepdims, **kwargs) if dims else t.clone(),
+            lambda t: torch_fn(t, _torch_dims(axis), keepdims, **kwargs),
             lambda t: hips_fn(t, axis, keepdims, **kwargs),
         )
 
@@ -303,8 +313,8 @@ def _reduction(name, torch_fn, hips_fn, kind="normal", extra=None):
 
 SPECS["sum"] = _reduction("sum", lambda t, d, k: torch.sum(t, d, keepdim=k), lambda t, a, k: anp.sum(t, axis=a, keepdims=k))
 SPECS["mean"] = _reduction("mean", lambda t, d, k: torch.mean(t, d, keepdim=k), lambda t, a, k: anp.mean(t, axis=a, keepdims=k))
-SPECS["max"] = _reduction("max", lambda t, d, k: torch.amax(t, d, keepdim=k), lambda t, a, k: anp.max(t, axis=a, keepdims=k), "distinct")
-SPECS["min"] = _reduction("min", lambda t, d, k: torch.amin(t, d, keepdim=k), lambda t, a, k: anp.min(t, axis=a, keepdims=k), "distinct")
+SPECS["max"] = _reduction("max", lambda t, d, k: torch.amax(t, () if d is None else d, keepdim=k), lambda t, a, k: anp.max(t, axis=a, keepdims=k), "distinct")
+SPECS["min"] = _reduction("min", lambda t, d, k: torch.amin(t, () if d is None else d, keepdim=k), lambda t, a, k: anp.min(t, axis=a, keepdims=k), "distinct")
 
 
 def _correction(data, shape, axis):

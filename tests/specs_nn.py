@@ -138,8 +138,8 @@ def _batch_norm(data):
 
     def theirs(*args):
         x, w, b = unpack(args)
-        rm = torch.tensor(mean0) if with_stats else None
-        rv = torch.tensor(var0) if with_stats else None
+        rm = torch.tensor(mean0, dtype=x.dtype) if with_stats else None
+        rv = torch.tensor(var0, dtype=x.dtype) if with_stats else None
         # .contiguous(): PyTorch 2.13's evaluation-mode backward mixes up channels for an
         # input whose strides also read as channels-last (e.g. a transposed (1, 2, 1, 2))
         return TF.batch_norm(x.contiguous(), rm, rv, w, b, training, momentum, eps)
@@ -189,7 +189,8 @@ def _attention(data):
     rng = np.random.default_rng(_seed(data, "mask seed"))
     if mask_kind == "bool":
         allowed = rng.random((L, S)) < 0.6
-        allowed[:, rng.integers(0, S, L)] = True  # no query without a key (that gives NaN)
+        if data.draw(st.booleans(), label="every query sees a key"):  # (else some get 0)
+            allowed[np.arange(L), rng.integers(0, S, L)] = True
         def ours(a, b, c):
             return F.scaled_dot_product_attention(a, b, c, mi.tensor(allowed), scale=scale)
 
@@ -231,11 +232,13 @@ def _random_op(ours, mask_shape):
         training = data.draw(st.booleans(), label="training")
         seed = _seed(data)
         identity = not training or p == 0.0
-        keep = _keep(seed, mask_shape(x.shape), p)
         factor = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
 
-        def theirs(t):
-            return t if identity else t * torch.tensor(keep, dtype=t.dtype) * factor
+        def theirs(t):  # the mask of the shape the op is called with
+            if identity:
+                return t
+            keep = _keep(seed, mask_shape(tuple(t.shape)), p)
+            return t * torch.tensor(keep, dtype=t.dtype) * factor
 
         return Case(
             [x],
@@ -248,10 +251,22 @@ def _random_op(ours, mask_shape):
 
 
 SPECS["dropout"] = _random_op(F.dropout, lambda shape: shape)
-SPECS["drop_path"] = _random_op(F.drop_path, lambda shape: shape[:1] + (1,) * (len(shape) - 1))
+def _sample_mask_shape(shape):
+    """drop_path's mask: one value per sample; a 0-d tensor has no sample axis (refused)."""
+    if not shape:
+        raise IndexError("drop_path needs a batch axis")
+    return shape[:1] + (1,) * (len(shape) - 1)
+
+
+SPECS["drop_path"] = _random_op(F.drop_path, _sample_mask_shape)
 
 
 # -- cross_entropy -----------------------------------------------------------------------------
+def _like(weight, t):
+    """The class weights in the logits' dtype, as PyTorch requires."""
+    return None if weight is None else weight.to(t.dtype)
+
+
 @spec("cross_entropy")
 def _cross_entropy(data):
     layout = data.draw(st.sampled_from(["(N, C)", "(N, C, d)", "(C,)"]), label="layout")
@@ -283,7 +298,7 @@ def _cross_entropy(data):
                                    label_smoothing=eps)
 
         def theirs(t):
-            return TF.cross_entropy(t, torch.tensor(target), theirs_w, ignore_index=ignore,
+            return TF.cross_entropy(t, torch.tensor(target), _like(theirs_w, t), ignore_index=ignore,
                                     reduction=reduction, label_smoothing=eps)
 
         return Case([z], ours, theirs)
@@ -305,6 +320,7 @@ def _cross_entropy(data):
     return Case(
         [z, probs],
         lambda t, p: F.cross_entropy(t, p, ours_w, reduction=reduction, label_smoothing=eps),
-        lambda t, p: TF.cross_entropy(t, p, theirs_w, reduction=reduction, label_smoothing=eps),
+        lambda t, p: TF.cross_entropy(t, p, _like(theirs_w, t), reduction=reduction,
+                                      label_smoothing=eps),
         hips,
     )

@@ -11,13 +11,13 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes
 
 import mini_iformer as mi
 from op_specs import SPECS
-from oracle import check_case
+from oracle import at_edge_shapes, at_special_values, check_case
 
 
 def test_every_registered_op_has_a_specification():
@@ -31,6 +31,61 @@ def test_every_registered_op_has_a_specification():
 @given(data=st.data())
 def test_op_matches_oracles(backend_name, name, data):
     check_case(SPECS[name](data))
+
+
+# Ops whose special values go into some inputs only. The weight and bias of a normalisation:
+# when one is infinite, whether an output or a gradient is inf or NaN depends on the order of
+# the arithmetic (PyTorch's fused kernels compute x * (w / sigma) + (b - mu * w / sigma)).
+SPECIAL_INPUTS = {"layer_norm": [0], "batch_norm": [0]}
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+@settings(max_examples=max(4, settings.default.max_examples * 2 // 5))  # ci: 40, thorough: 400
+@given(data=st.data())
+def test_op_matches_pytorch_at_special_values(backend_name, name, data):
+    """Every op, on its own spec's cases, with NaN, +-inf, zeros and ties among its inputs."""
+    case = SPECS[name](data)
+    assume(any(a.size for a in case.inputs))
+    with np.errstate(all="ignore"):  # NumPy's notices of inf - inf and the like, as PyTorch's
+        check_case(at_special_values(data, case, only=SPECIAL_INPUTS.get(name)))
+
+
+# Where an op refuses on purpose an edge case that PyTorch accepts: the pattern of its message
+# (each said in the op's docstring and tested in test_nn_ops.py or test_autograd.py).
+STRICTER_AT_EDGES = {
+    # PyTorch skips its shape checks of running_mean, running_var, weight and bias when the
+    # input has no elements; we check them always
+    "batch_norm": r"must have shape \(\d+,\), one value per channel",
+    # an input without classes, every item ignored: PyTorch returns 0 or NaN
+    "cross_entropy": r"has no classes",
+    # PyTorch skips shape checks of the operands and the mask when one of them is empty
+    "scaled_dot_product_attention":
+        r"same feature size|same number of tokens|does not broadcast|cannot be broadcast",
+}
+
+
+def _empty_and_broadcast(case):
+    """Attention with an empty operand whose leading axes broadcast against the others' (a
+    documented difference: the output has the broadcast shape, PyTorch's the query's)."""
+    operands = case.inputs[:3]
+    return (any(a.size == 0 for a in operands)
+            and len({(a.shape[:-2] if a.ndim > 2 else ()) for a in operands}) > 1)
+
+
+# Edge cases where PyTorch's answer is a documented difference, tested on its own
+EDGE_DIFFERENCES = {"scaled_dot_product_attention": _empty_and_broadcast}
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+@settings(max_examples=max(4, settings.default.max_examples * 2 // 5))  # ci: 40, thorough: 400
+@given(data=st.data())
+def test_op_matches_pytorch_on_edge_shapes(backend_name, name, data):
+    """Every op, on its own spec's cases with one input empty along an axis, or 0-d."""
+    case = SPECS[name](data)
+    assume(case.inputs)
+    edge = at_edge_shapes(data, case)
+    assume(not EDGE_DIFFERENCES.get(name, lambda case: False)(edge))
+    check_case(edge, stricter=STRICTER_AT_EDGES.get(name))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,7 +185,7 @@ def test_getitem_out_of_range_names_the_shape():
 def test_pad_rejects_bad_widths():
     with pytest.raises(ValueError, match=r"\(2, 3\)"):
         mi.pad(mi.zeros(2, 3), (1, 1, 1))
-    with pytest.raises(ValueError, match="negative size"):
+    with pytest.raises(ValueError, match=r"crop more than the 3 elements of axis 1"):
         mi.pad(mi.zeros(2, 3), (-2, -2))
 
 
@@ -307,3 +362,133 @@ def test_reductions_of_empty_tensors_answer_or_refuse_like_torch(op, torch_op, s
     ours = mi.OPS[op](mi.tensor(x, requires_grad=True), axis=axis)
     assert ours.shape == expected.shape
     np.testing.assert_array_equal(ours.numpy(), expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases the edge-shape and special-value specs above found, as users would meet them
+# ---------------------------------------------------------------------------------------------
+INF, NAN = np.inf, np.nan
+
+
+def test_floor_division_by_infinity_and_of_infinity_like_torch():
+    a = np.array([5.0, -5.0, INF, -INF, 0.0, 5.0])
+    b = np.array([-INF, INF, 2.0, 2.0, -INF, 0.0])
+    with np.errstate(all="ignore"):
+        _both(lambda x, y: mi.div(x, y, rounding_mode="floor"),
+              lambda x, y: torch.div(x, y, rounding_mode="floor"), [a, b])
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic", "nearest", "area"])
+def test_a_nan_pixel_spoils_only_the_outputs_that_read_it(mode):
+    x = np.random.default_rng(2).standard_normal((1, 1, 5, 5))
+    x[0, 0, 1, 3], x[0, 0, 4, 0] = NAN, INF
+    with np.errstate(all="ignore"):
+        _both(lambda t: mi.functional.interpolate(t, size=(7, 8), mode=mode),
+              lambda t: torch.nn.functional.interpolate(t, size=(7, 8), mode=mode), [x])
+        y = mi.functional.interpolate(mi.tensor(x), size=(7, 8), mode=mode).numpy()
+    assert 0 < np.isnan(y).sum() < y.size  # (a dense matrix product spoils every output)
+
+
+def test_bilinear_resize_to_the_same_size_is_a_copy_with_pytorchs_taps():
+    x = np.array([[[[1.0, 2.0, 4.0], [INF, 3.0, 5.0]]]])  # inf * 0 is NaN at the inf only
+    with np.errstate(all="ignore"):
+        _both(lambda t: mi.functional.interpolate(t, size=(2, 3), mode="bilinear"),
+              lambda t: torch.nn.functional.interpolate(t, size=(2, 3), mode="bilinear"), [x])
+        _both(lambda t: mi.functional.interpolate(t, size=3, mode="linear"),
+              lambda t: torch.nn.functional.interpolate(t, size=3, mode="linear"), [x[0]])
+
+
+def test_attention_to_no_key_gives_zero_output_and_gradient_like_torch():
+    rng = np.random.default_rng(3)
+    q, k, v = rng.standard_normal((3, 2)), rng.standard_normal((2, 2)), rng.standard_normal((2, 1))
+    mask = np.array([[-INF, -INF], [0.0, -INF], [0.0, 0.0]])
+    for impl in mi.ops.implementations("scaled_dot_product_attention"):
+        if impl.startswith("cuda"):
+            continue
+        with mi.ops.use(scaled_dot_product_attention=impl):
+            _both(lambda a, b, c, m: mi.functional.scaled_dot_product_attention(a, b, c, m),
+                  lambda a, b, c, m: torch.nn.functional.scaled_dot_product_attention(a, b, c, m),
+                  [q, k, v, mask])
+
+
+def test_batch_norm_of_an_empty_batch_is_empty_and_keeps_the_running_statistics():
+    x = np.zeros((0, 3, 2))
+    rm, rv = mi.zeros(3), mi.ones(3)
+    y = mi.functional.batch_norm(mi.tensor(x), rm, rv, training=True)
+    assert y.shape == (0, 3, 2)
+    np.testing.assert_array_equal(rm.numpy(), 0.0)
+    np.testing.assert_array_equal(rv.numpy(), 1.0)
+    _both(lambda t, w, b: mi.functional.batch_norm(t, None, None, w, b, training=True),
+          lambda t, w, b: torch.nn.functional.batch_norm(t, None, None, w, b, training=True),
+          [x, np.ones(3), np.zeros(3)])
+    with pytest.raises(ValueError, match=r"running_mean must have shape \(3,\)"):
+        mi.functional.batch_norm(mi.tensor(x), mi.zeros(2), mi.ones(3), training=True)
+
+
+@pytest.mark.parametrize("axis", [None, 0])
+@pytest.mark.parametrize("x", [np.array(0.5), np.array([0.5, 0.2])])
+@pytest.mark.parametrize("correction", [0.5, 1, 1.3, 2.5])
+def test_var_without_degrees_of_freedom_has_pytorchs_gradient(x, axis, correction):
+    if axis is None and x.size > 1 and correction >= x.size:  # the documented difference:
+        t = mi.tensor(x, requires_grad=True)  # inf with the sign of g (x - mean)
+        with np.errstate(all="ignore"):
+            mi.var(t, axis, correction=correction).backward()
+        np.testing.assert_array_equal(t.grad.numpy(), np.sign(x - x.mean()) * INF)
+        return
+    with np.errstate(all="ignore"):
+        _both(lambda t: mi.var(t, axis, correction=correction),
+              lambda t: torch.var(t, axis, correction=correction), [x])
+
+
+@pytest.mark.parametrize("call, torch_call", [
+    (lambda: mi.flatten(mi.tensor(2.0), 0, -2), lambda: torch.flatten(torch.tensor(2.0), 0, -2)),
+    (lambda: mi.squeeze(mi.tensor(2.0), (0, -1)), lambda: torch.squeeze(torch.tensor(2.0), (0, -1))),
+    (lambda: mi.pad(mi.zeros(0), (1, -1)), lambda: torch.nn.functional.pad(torch.zeros(0), (1, -1))),
+    (lambda: mi.pad(mi.zeros((2, 0, 2, 2)), (0, 0, 0, 0), mode="reflect"),
+     lambda: torch.nn.functional.pad(torch.zeros(2, 0, 2, 2), (0, 0, 0, 0), mode="reflect")),
+    (lambda: mi.functional.conv2d(mi.zeros((1, 1, 0, 3)), mi.ones((1, 1, 1, 1))),
+     lambda: torch.nn.functional.conv2d(torch.zeros(1, 1, 0, 3), torch.ones(1, 1, 1, 1))),
+    (lambda: mi.functional.interpolate(mi.zeros((1, 0, 2, 2)), size=3),
+     lambda: torch.nn.functional.interpolate(torch.zeros(1, 0, 2, 2), size=3)),
+])
+def test_edge_shapes_pytorch_refuses_are_refused(call, torch_call):
+    with pytest.raises((RuntimeError, IndexError)):
+        torch_call()
+    with pytest.raises((ValueError, IndexError)):
+        call()
+
+
+@pytest.mark.parametrize("call, torch_call", [
+    (lambda m: mi.functional.conv2d(m(np.zeros((0, 2, 3, 3))), m(np.ones((4, 2, 2, 2)))),
+     lambda m: torch.nn.functional.conv2d(m(np.zeros((0, 2, 3, 3))), m(np.ones((4, 2, 2, 2))))),
+    (lambda m: mi.functional.linear(m(np.ones((2, 3))), m(np.ones((0, 3)))),
+     lambda m: torch.nn.functional.linear(m(np.ones((2, 3))), m(np.ones((0, 3))))),
+    (lambda m: mi.functional.interpolate(m(np.zeros((1, 0, 2, 2))), size=3, mode="area"),
+     lambda m: torch.nn.functional.interpolate(m(np.zeros((1, 0, 2, 2))), size=3, mode="area")),
+])
+def test_edge_shapes_pytorch_answers_are_answered(call, torch_call):
+    ours, theirs = call(mi.tensor), torch_call(torch.tensor)
+    assert ours.shape == tuple(theirs.shape)
+
+
+def test_cross_entropy_refuses_an_input_without_classes():
+    """A documented difference: PyTorch refuses it too unless every item is ignored."""
+    with pytest.raises(ValueError, match="no classes"):
+        mi.functional.cross_entropy(mi.zeros(0), mi.tensor(0), ignore_index=0)
+
+
+def test_pow_minus_half_at_minus_infinity_like_torch():
+    with np.errstate(all="ignore"):
+        _both(lambda t: t**0.5, lambda t: t**0.5, [np.array([-INF, INF, 0.25])])
+
+
+@pytest.mark.parametrize("op", ["maximum", "minimum"])
+def test_maximum_and_minimum_also_take_a_python_number(op):
+    """A documented difference: torch.maximum refuses a number; ours takes it as clip does."""
+    with pytest.raises(TypeError):
+        getattr(torch, op)(torch.ones(2), 0.5)
+    x = np.array([0.2, 0.7, np.nan])
+    with np.errstate(invalid="ignore"):
+        ours = mi.OPS[op](mi.tensor(x.astype(np.float32)), 0.5)
+    assert ours.dtype == np.float32
+    np.testing.assert_array_equal(ours.numpy(), getattr(np, op)(x, 0.5).astype(np.float32))
