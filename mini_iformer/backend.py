@@ -88,8 +88,9 @@ def _load_cupy() -> ModuleType:
     except ImportError as exc:
         raise BackendUnavailableError(
             "The 'cupy' backend needs CuPy, which is not installed "
-            f"({exc}). Install the build matching your CUDA version, e.g. "
-            "`pip install cupy-cuda12x`, or `pip install mini-iformer[gpu]`; "
+            f"({exc}). Install the build for your driver's CUDA generation (nvidia-smi "
+            "prints it): `pip install cupy-cuda13x` or `pip install cupy-cuda12x` (the extras "
+            "[gpu-cuda13] and [gpu-cuda12]); "
             "or use the default backend with set_backend('numpy')."
         ) from None
     try:

@@ -1,10 +1,12 @@
-"""The GPU benchmark script works end to end: its --smoke mode runs every row on the CPU
-(NumPy and PyTorch CPU, tiny sizes) and writes the JSON the README's table is made from.
-Nothing here judges speed."""
+"""The GPU benchmark and verification scripts work end to end: their --smoke modes run every
+row and step on the CPU (NumPy and PyTorch CPU, tiny sizes) and write what the README's tables
+are made from. Nothing here judges speed."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +58,47 @@ def test_the_pytorch_counterpart_of_iformer_cifar_has_the_same_shapes():
     with mi.no_grad(), torch.no_grad():
         np.testing.assert_allclose(model(mi.tensor(x)).numpy(), twin(torch.tensor(x)).numpy(),
                                    rtol=1e-4, atol=1e-5)
+
+
+def test_the_gpu_verification_script_is_valid_bash():
+    result = subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / "gpu_verify.sh")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+# What the real unpacker does with cifar10_jpeg.npz (write the official batches into the folder
+# it is given), done here with the package's own writer on 96 random images.
+_UNPACK = """
+import sys
+import numpy as np
+from mini_iformer.data.cifar import write_cifar_batches
+rng = np.random.default_rng(0)
+write_cifar_batches(sys.argv[1], rng.integers(0, 256, (96, 32, 32, 3), dtype=np.uint8),
+                    rng.integers(0, 10, 96), test_size=32)
+"""
+
+
+def test_the_gpu_verification_runs_every_step_in_smoke_mode(tmp_path):
+    """On the CPU (--smoke): the GPU tests are collected (and skip), the benchmark runs at toy
+    sizes, and a one-epoch CIFAR run trains from the data folder; summary.txt says so."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "cifar10_jpeg.npz").write_bytes(b"")  # stands in for the real archive
+    (data / "build_batches.py").write_text(_UNPACK)
+    out = tmp_path / "out"
+    env = dict(os.environ, GPU_VERIFY_DATA=str(data), PYTHON=sys.executable)
+    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_verify.sh"), str(out),
+                             "--smoke"], capture_output=True, text=True, timeout=600, env=env)
+    summary = (out / "summary.txt").read_text()
+    assert result.returncode == 0, summary + result.stderr
+    for name in ("tests", "benchmark", "cifar"):
+        assert re.search(rf"^{name} +passed", summary, re.M), summary
+    assert json.loads((out / "gpu_smoke.json").read_text())["rows"]
+    assert (out / "cifar-metrics.csv").read_text().startswith("epoch,train_loss")
+    assert "python" in (out / "env.txt").read_text()
+
+
+def test_the_gpu_verification_refuses_a_wrong_argument(tmp_path):
+    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_verify.sh"), str(tmp_path),
+                             "--fast"], capture_output=True, text=True)
+    assert result.returncode == 2 and "usage" in result.stderr
