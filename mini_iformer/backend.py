@@ -221,12 +221,17 @@ def scatter_add(target: Any, index: Any, values: Any) -> None:
         np.add.at(target, index, values)
 
 
+def _special_module() -> ModuleType:
+    """CuPy's ``cupyx.scipy.special``."""
+    import cupyx.scipy.special  # noqa: PLC0415
+
+    return cupyx.scipy.special
+
+
 def _special(name: str, x: Any) -> Any:
     """``scipy.special.<name>`` (or CuPy's), elementwise, keeping the dtype of ``x``."""
     if array_backend(x) == "cupy":
-        import cupyx.scipy.special  # noqa: PLC0415
-
-        return getattr(cupyx.scipy.special, name)(x)
+        return getattr(_special_module(), name)(x)
     import scipy.special  # noqa: PLC0415 - scipy loads slowly; load on use
 
     return getattr(scipy.special, name)(x)

@@ -215,7 +215,7 @@ def to_device_async(data: Any) -> Any:
     if backend.get_backend() != "cupy" or backend.array_backend(data) == "cupy":
         return backend.asarray(data)
     cupy = backend.module_of("cupy")
-    host = np.ascontiguousarray(data)
+    host = np.require(data, requirements="C")  # (not ascontiguousarray: it makes 0-d 1-d)
     mem, size = _staging_buffer(cupy, host.nbytes)
     staged = np.frombuffer(mem, np.uint8, host.nbytes).view(host.dtype).reshape(host.shape)
     staged[...] = host

@@ -8,9 +8,10 @@ Hypothesis profiles (choose with the environment variable HYPOTHESIS_PROFILE):
   before a release (a failure it finds is saved and replayed by later runs).
 * ``dev``: a handful of examples, for a quick edit-test loop.
 
-Every test that takes the ``backend_name`` fixture runs once on NumPy and once on CuPy; the
-CuPy run carries the ``gpu`` marker and is skipped, with the reason, where CuPy or a GPU is
-missing.
+Every test that takes the ``backend_name`` fixture runs on NumPy, on CuPy, and on the CuPy
+stand-in (``standin_cupy.py``: the "cupy" backend on the CPU, with CuPy's rules about host and
+device arrays). The CuPy run carries the ``gpu`` marker and is skipped, with the reason, where
+CuPy or a GPU is missing; the stand-in runs everywhere.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import mini_iformer as mi
+import standin_cupy
 from mini_iformer import backend
+from mini_iformer.ops import cuda_emulator
 
 _COMMON = dict(
     deadline=None,
@@ -49,11 +52,19 @@ def _cupy_skip_reason() -> str | None:
 _CUPY_SKIP = None
 
 
-@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
+@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu), "standin"])
 def backend_name(request: pytest.FixtureRequest):
-    """Run the test with each backend selected; restore NumPy afterwards."""
+    """Run the test with each backend selected; restore NumPy afterwards. "standin" runs the
+    "cupy" backend on the CPU stand-in for CuPy (``standin_cupy.py``): device arrays of their
+    own type that refuse host arrays, kernels on the CPU emulator. The test sees "cupy"."""
     global _CUPY_SKIP
     name = request.param
+    if name == "standin":
+        if not cuda_emulator.available():
+            pytest.skip("the CuPy stand-in runs kernels on the CPU emulator, which needs g++")
+        with standin_cupy.installed():
+            yield "cupy"
+        return
     if name == "cupy":
         if _CUPY_SKIP is None:
             _CUPY_SKIP = _cupy_skip_reason() or ""

@@ -244,7 +244,7 @@ def check_case(case: Case, stricter: str | None = None) -> None:
 
     # -- gradients of L = sum_k sum(out_k * w_k) -----------------------------------------------
     if len(outs) == 1:
-        outs[0].backward(weights[0])  # exercises backward(grad=...) directly
+        outs[0].backward(mi.tensor(weights[0]))  # exercises backward(grad=...) directly
     else:
         loss = None
         for o, w in zip(outs, weights):

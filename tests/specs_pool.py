@@ -149,6 +149,11 @@ def interpolate_case(data, path=None):
         else:
             factor = data.draw(st.one_of(st.integers(1, 3), st.sampled_from(_FRACTIONS)))
             assume(math.floor(shape[2] * factor) >= 1)
+            # PyTorch's 1-D nearest backward copies the gradient when a scale factor leaves
+            # the size unchanged, although its forward reads floor(dst / scale): skip that
+            # inconsistency (our backward is the gradient of the forward)
+            assume(not (mode == "nearest" and factor != 1
+                        and math.floor(shape[2] * factor) == shape[2]))
             kwargs["scale_factor"] = factor
     elif path == "iFormer bilinear resize":
         shape = (1, data.draw(st.integers(1, 3))) + _two(data, 2, 5, "H, W")

@@ -10,6 +10,9 @@ import types
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import array_shapes
 
 import mini_iformer as mi
 from mini_iformer import backend, runtime
@@ -197,3 +200,15 @@ def test_operations_take_their_module_from_their_inputs_not_the_setting(monkeypa
                          stride=2, padding=1)
             y.backward(g)
     assert x.grad is not None and w.grad is not None
+
+
+@given(shape=array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3),
+       dtype=st.sampled_from(["float32", "float64", "int64", "bool"]))
+def test_to_device_async_keeps_shape_dtype_and_values(backend_name, shape, dtype):
+    """The pinned staging copy (on CuPy) gives what backend.asarray gives: a 0-d array stays
+    0-d, an empty one empty."""
+    host = (np.arange(int(np.prod(shape))).reshape(shape) % 3).astype(dtype)
+    out = runtime.to_device_async(host)
+    assert backend.array_backend(out) == backend.get_backend()
+    assert out.shape == host.shape and out.dtype == host.dtype
+    np.testing.assert_array_equal(backend.to_numpy(out), host)

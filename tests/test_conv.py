@@ -78,7 +78,7 @@ def test_iformer_layers_in_float32(backend_name, x_shape, w_shape, kwargs):
     ours = [mi.tensor(a, requires_grad=True) for a in (x, w, b)]
     y = conv2d(*ours, **kwargs)
     g = rng.standard_normal(y.shape).astype(np.float32)
-    y.backward(g)
+    y.backward(mi.tensor(g))
     theirs = [torch.tensor(a.astype(np.float64), requires_grad=True) for a in (x, w, b)]
     ty = torch.nn.functional.conv2d(*theirs, **kwargs)
     ty.backward(torch.tensor(g.astype(np.float64)))
@@ -162,7 +162,7 @@ def test_forward_keeps_only_what_backward_needs(x_shape, w_shape, kwargs, needs,
     inputs = [a for a in kept if a.size >= arrays[0].size]
     assert bool(inputs) == needs[1], f"a form of the input: {[a.shape for a in kept]}"
     g = rng.standard_normal(y.shape)
-    y.backward(g)
+    y.backward(mi.tensor(g))
     theirs = [torch.tensor(a, requires_grad=n) for a, n in zip(arrays, needs)]
     torch.nn.functional.conv2d(*theirs, **kwargs).backward(torch.tensor(g))
     for t, tt, n in zip(ours, theirs, needs):
@@ -293,7 +293,7 @@ def test_weight_gradient_per_sample_and_folded_agree_with_torch(side, impl, grou
     with use(conv2d=impl):
         y = conv2d(xt, wt, stride=stride, padding=w_shape[-1] // 2, groups=groups)
     g_out = rng.standard_normal(y.shape)
-    y.backward(g_out)
+    y.backward(mi.tensor(g_out))
     tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
     ty = torch.nn.functional.conv2d(tx, tw, stride=stride, padding=w_shape[-1] // 2, groups=groups)
     ty.backward(torch.tensor(g_out))

@@ -269,7 +269,7 @@ def test_survivors_are_x_over_1_minus_p_and_backward_uses_the_same_mask(backend_
         per_sample = kept.reshape(64, -1)
         assert np.all(per_sample.all(axis=1) | ~per_sample.any(axis=1))
     upstream = rng.standard_normal(data.shape)
-    y.backward(upstream)
+    y.backward(mi.tensor(upstream))
     np.testing.assert_allclose(x.grad.numpy(), kept / (1 - p) * upstream, rtol=1e-15)
 
 
@@ -319,7 +319,7 @@ def test_attention_dropout_is_the_formula_with_the_same_mask(backend_name):
     t_out = (attn * torch.tensor(keep) / (1 - p)) @ t_in[2]
     np.testing.assert_allclose(out.numpy(), t_out.detach().numpy(), rtol=1e-12, atol=1e-12)
     upstream = np.random.default_rng(1).standard_normal(out.shape)
-    out.backward(upstream)
+    out.backward(mi.tensor(upstream))
     t_out.backward(torch.tensor(upstream))
     for ours, theirs in zip(ours_in, t_in):
         np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
@@ -384,7 +384,7 @@ def test_batch_norm_eval_gradients_match_torch():
     ours = [mi.tensor(a, requires_grad=True) for a in (x, w, b)]
     theirs = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
     g = rng.standard_normal(x.shape)
-    F.batch_norm(ours[0], mi.tensor(rm), mi.tensor(rv), ours[1], ours[2]).backward(g)
+    F.batch_norm(ours[0], mi.tensor(rm), mi.tensor(rv), ours[1], ours[2]).backward(mi.tensor(g))
     t_out = TF.batch_norm(theirs[0], torch.tensor(rm), torch.tensor(rv), theirs[1], theirs[2])
     t_out.backward(torch.tensor(g))
     for o, t in zip(ours, theirs):
@@ -435,7 +435,7 @@ def test_gelu_float32_is_accurate_over_the_whole_range(mode):
     x = mi.tensor(x32, requires_grad=True)
     with mi.ops.use(mode):
         y = F.gelu(x)
-    y.backward(np.ones_like(x32))
+    y.backward(mi.tensor(np.ones_like(x32)))
     assert y.dtype == np.float32 and x.grad.dtype == np.float32
     xs = x32.astype(np.float64)
     exact = xs * ndtr(xs)  # ndtr keeps its relative accuracy in the left tail
@@ -455,7 +455,7 @@ def test_gelu_of_signed_zero_and_odd_sizes():
     for dtype in (np.float32, np.float64):
         x = mi.tensor(np.array([-0.0, 0.0], dtype=dtype), requires_grad=True)
         y = F.gelu(x)
-        y.backward(np.ones(2, dtype=dtype))
+        y.backward(mi.tensor(np.ones(2, dtype=dtype)))
         np.testing.assert_array_equal(y.numpy(), [0.0, 0.0])
         np.testing.assert_array_equal(x.grad.numpy(), [0.5, 0.5])
     # sizes around the block length of the NumPy path
@@ -482,7 +482,7 @@ def test_iformer_shapes_in_float32_match_torch():
     y = block(ours, F.linear, F.layer_norm, F.gelu)
     ty = block(theirs, TF.linear, TF.layer_norm, TF.gelu)
     g = rng.standard_normal(y.shape).astype(np.float32)
-    y.backward(g)
+    y.backward(mi.tensor(g))
     ty.backward(torch.tensor(g))
     assert y.dtype == np.float32
     np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-4, atol=1e-5)

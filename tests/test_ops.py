@@ -492,3 +492,12 @@ def test_maximum_and_minimum_also_take_a_python_number(op):
         ours = mi.OPS[op](mi.tensor(x.astype(np.float32)), 0.5)
     assert ours.dtype == np.float32
     np.testing.assert_array_equal(ours.numpy(), getattr(np, op)(x, 0.5).astype(np.float32))
+
+
+def test_nearest_on_n_c_l_keeps_the_scale_factor_where_the_size_does_not_change():
+    """PyTorch copies a 2-D input whose size a scale factor keeps, but not a 1-D one."""
+    x = np.array([[[0.1, 0.2, 0.3]]])
+    ours = mi.functional.interpolate(mi.tensor(x), scale_factor=1.1, mode="nearest")
+    theirs = torch.nn.functional.interpolate(torch.tensor(x), scale_factor=1.1, mode="nearest")
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    np.testing.assert_array_equal(ours.numpy(), [[[0.1, 0.1, 0.2]]])

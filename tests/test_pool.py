@@ -98,7 +98,7 @@ def test_repeat_upsampling_equals_the_matrix_form(fh, fw, h, w):
         x = mi.tensor(x_np, requires_grad=True)
         with use(interpolate=form):
             y = interpolate(x, size=(h * fh, w * fw))
-        y.backward(g)
+        y.backward(mi.tensor(g))
         results.append((y.numpy(), x.grad.numpy()))
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12, atol=1e-12)
@@ -131,7 +131,7 @@ def test_max_pool_padding_never_wins_and_a_nan_does(form, edge):
             stack.enter_context(cuda_emulator.emulated())
         y = max_pool2d(ours, *args)
         if float_input:
-            y.backward(np.arange(1.0, y.size + 1).reshape(y.shape))
+            y.backward(mi.tensor(np.arange(1.0, y.size + 1).reshape(y.shape)))
     ty = TF.max_pool2d(torch.tensor(x, requires_grad=float_input), *args)
     np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
     if float_input:
@@ -181,7 +181,7 @@ def test_a_three_dimensional_input_is_one_image(op, torch_op):
     yt = torch_op(xt)
     assert y.shape == tuple(yt.shape) == op(mi.tensor(x_np[None])).shape[1:]
     g = np.random.default_rng(5).standard_normal(y.shape)
-    y.backward(g)
+    y.backward(mi.tensor(g))
     yt.backward(torch.tensor(g))
     np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=1e-12)
     np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-12)
@@ -203,7 +203,7 @@ def test_empty_batch_no_grad_and_float32(op):
     empty = mi.tensor(np.zeros((0, 3, 6, 6)), requires_grad=True)
     y = op(empty)
     assert y.shape == (0,) + with_grad.shape[1:]
-    y.backward(np.zeros(y.shape))
+    y.backward(mi.tensor(np.zeros(y.shape)))
     assert empty.grad.shape == empty.shape
 
 
@@ -225,7 +225,7 @@ def test_bicubic_gradient_is_the_gradient_of_its_forward_when_the_size_is_kept()
     x = mi.tensor(x_np, requires_grad=True)
     y = interpolate(x, scale_factor=1.1, mode="bicubic")
     g = rng.standard_normal(y.shape)
-    y.backward(g)
+    y.backward(mi.tensor(g))
     eps = 1e-6
     numeric = float(((f(x_np + eps * d).numpy() - f(x_np - eps * d).numpy()) * g).sum()) / (2 * eps)
     assert abs(numeric - float((x.grad.numpy() * d).sum())) < 1e-7

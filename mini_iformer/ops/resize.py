@@ -58,14 +58,15 @@ def _ratio(n_in: int, n_out: int, scale: float | None, align_corners: bool) -> f
     return 1.0 / scale if scale is not None and scale > 0 else n_in / n_out
 
 
-def _nearest_index(n_in: int, n_out: int, scale: float | None, exact: bool) -> np.ndarray:
+def _nearest_index(n_in: int, n_out: int, scale: float | None, exact: bool,
+                   copy_same_size: bool = True) -> np.ndarray:
     """Source index of every output index: floor(dst * ratio) ("nearest", PyTorch's legacy
     rule, with its two shortcuts) or floor((dst + 0.5) * ratio) ("nearest-exact", pixel
     centres). The ratio is a float32, as in PyTorch, and so is the product for "nearest":
     the float rounding decides which pixel is picked when dst * ratio is close to an integer.
     """
     dst = np.arange(n_out)
-    if not exact and n_out == n_in:
+    if not exact and n_out == n_in and copy_same_size:  # (PyTorch's 2-D rule, not its 1-D one)
         return dst
     if not exact and n_out == 2 * n_in:
         return dst >> 1
@@ -81,13 +82,16 @@ def _nearest_index(n_in: int, n_out: int, scale: float | None, exact: bool) -> n
 
 
 def taps(
-    mode: str, n_in: int, n_out: int, scale: float | None, align_corners: bool
+    mode: str, n_in: int, n_out: int, scale: float | None, align_corners: bool,
+    copy_same_size: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For every output index along one axis, the input indices it reads and their weights,
-    both (n_out, taps): output[o] = sum_t weights[o, t] * input[index[o, t]]."""
+    both (n_out, taps): output[o] = sum_t weights[o, t] * input[index[o, t]].
+    ``copy_same_size=False``: "nearest" keeps the scale factor's ratio also where the size
+    does not change (PyTorch's rule for (N, C, L) inputs; 2-D inputs are copied)."""
     dst = np.arange(n_out)
     if mode in ("nearest", "nearest-exact"):
-        idx = _nearest_index(n_in, n_out, scale, mode == "nearest-exact")
+        idx = _nearest_index(n_in, n_out, scale, mode == "nearest-exact", copy_same_size)
         return idx[:, None], np.ones((n_out, 1))
     if mode == "area":  # adaptive average pooling: bins [floor(o n/m), ceil((o+1) n/m))
         start = dst * n_in // n_out
@@ -280,7 +284,8 @@ def interpolate(
         sides, out, scales = (1, *sides), [1, *out], [None, *scales]
     axis_mode = "bilinear" if mode == "linear" else mode
     (ih, wh), (iw, ww) = (
-        taps(axis_mode, n, o, s, align_corners) for n, o, s in zip(sides, out, scales)
+        taps(axis_mode, n, o, s, align_corners, copy_same_size=input_ndim == 4)
+        for n, o, s in zip(sides, out, scales)
     )
     if input_ndim == 3:  # no H axis to interpolate along: one tap, weight 1
         ih, wh = np.zeros((1, 1), dtype=np.int64), np.ones((1, 1))

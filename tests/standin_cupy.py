@@ -1,0 +1,313 @@
+"""A stand-in for CuPy, for tests on machines without a GPU (a test tool, not a backend).
+
+``install()`` makes the library's "cupy" backend run on this module: arrays are of their own
+type, :class:`ndarray` (NumPy memory underneath), and each launch of a CUDA kernel goes to the
+CPU emulator (``mini_iformer.ops.cuda_emulator``). So every backend-parametrised test also runs
+"on the other backend" on any machine. It keeps the rules of CuPy that a CPU run would
+otherwise hide:
+
+* its functions and operators refuse NumPy arrays among their operands (``TypeError``, as
+  CuPy does), so a host array that slips into device code fails here as on a GPU; only
+  ``asarray``/``array`` copy host data in, and ``.get()`` copies it back out;
+* a reduction gives a 0-d array, not a NumPy scalar;
+* streams, events and pinned memory exist, with CuPy's signatures, and do their work at once.
+
+It is no faster or slower than NumPy and proves nothing about the GPU itself: kernels,
+streams and memory are checked on a real GPU by ``tests/test_gpu.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import types
+from typing import Any
+
+import numpy as np
+import scipy.special
+
+
+class ndarray(np.ndarray):  # noqa: N801 - CuPy's name
+    """A "device" array: NumPy memory, CuPy's rules."""
+
+    def get(self, stream: Any = None, order: str = "C", out: Any = None) -> np.ndarray:
+        """A host copy (CuPy's device -> host)."""
+        host = np.array(self.view(np.ndarray), order=order)
+        if out is not None:
+            out[...] = host
+            return out
+        return host
+
+    def set(self, arr: np.ndarray, stream: Any = None) -> None:
+        """Copy host data in (CuPy's host -> device); refuses a device array, as CuPy."""
+        if isinstance(arr, ndarray) or not isinstance(arr, np.ndarray):
+            raise TypeError(f"set: only numpy.ndarray is supported, got {type(arr).__name__}")
+        if arr.shape != self.shape:
+            raise ValueError(f"set: shape mismatch {arr.shape} vs {self.shape}")
+        self.view(np.ndarray)[...] = arr
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        args = _device_only(inputs, f"{ufunc.__name__}")
+        out = kwargs.get("out")
+        if out is not None:
+            kwargs["out"] = tuple(_device_only(out, ufunc.__name__))
+        result = getattr(ufunc, method)(*args, **kwargs)
+        if out is not None:  # in place: the very arrays given, as CuPy returns them
+            return out[0] if len(out) == 1 else out
+        return _wrap(result)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return _wrap(func(*_device_only(args, func.__name__),
+                          **dict(zip(kwargs, _device_only(tuple(kwargs.values()),
+                                                          func.__name__)))))
+
+    def __getitem__(self, index):  # an element is a 0-d array, as in CuPy
+        return _wrap(super().__getitem__(index))
+
+    def __reduce__(self):  # pickling a device array: CuPy pickles, but nothing here should
+        raise TypeError("a device array was pickled: convert it with .get() first")
+
+
+def _device_only(items: Any, where: str) -> Any:
+    """``items`` with device arrays as plain NumPy views; a NumPy array among them is refused
+    (CuPy takes its own arrays, Python scalars and NumPy scalars, not NumPy arrays)."""
+    if isinstance(items, ndarray):
+        return items.view(np.ndarray)
+    if isinstance(items, np.ndarray):
+        raise TypeError(f"{where}: Unsupported type <class 'numpy.ndarray'> (a host array "
+                        "among the operands of a device operation)")
+    if isinstance(items, tuple):
+        return tuple(_device_only(v, where) for v in items)
+    if isinstance(items, list):
+        return [_device_only(v, where) for v in items]
+    return items
+
+
+def _wrap(result: Any) -> Any:
+    """NumPy results as device arrays (a NumPy scalar as a 0-d array, as CuPy gives)."""
+    if isinstance(result, np.ndarray):
+        return result.view(ndarray)
+    if isinstance(result, np.generic) and not isinstance(result, (np.str_, np.bytes_)):
+        return np.asarray(result).view(ndarray)
+    if isinstance(result, tuple):
+        return tuple(_wrap(v) for v in result)
+    if isinstance(result, list):
+        return [_wrap(v) for v in result]
+    return result
+
+
+def asarray(a: Any, dtype: Any = None, order: Any = None) -> ndarray:
+    """Host data (or a device array) as a device array."""
+    if isinstance(a, ndarray):
+        return a if dtype is None or a.dtype == dtype else a.astype(dtype)
+    return np.array(a, dtype=dtype, order=order or "K", copy=True).view(ndarray)
+
+
+def array(a: Any, dtype: Any = None, copy: bool = True, order: str = "K", ndmin: int = 0) -> ndarray:
+    if isinstance(a, ndarray):
+        a = a.view(np.ndarray)
+    return np.array(a, dtype=dtype, copy=True, order=order, ndmin=ndmin).view(ndarray)
+
+
+# -- the CUDA runtime: one device; streams and events that finish at once --------------------
+class Event:
+    done = True
+
+    def synchronize(self) -> None:
+        pass
+
+    def record(self, stream: Any = None) -> None:
+        pass
+
+
+class Stream:
+    _current: list[Stream] = []
+
+    def __init__(self, null: bool = False, non_blocking: bool = False, ptds: bool = False):
+        self.non_blocking = non_blocking
+
+    def __enter__(self) -> Stream:
+        Stream._current.append(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        Stream._current.pop()
+
+    def synchronize(self) -> None:
+        pass
+
+    def record(self, event: Event | None = None) -> Event:
+        return event or Event()
+
+    def wait_event(self, event: Event) -> None:
+        pass
+
+    def use(self) -> Stream:
+        return self
+
+
+_NULL_STREAM = Stream(null=True)
+
+
+def _get_current_stream(device_id: int = -1) -> Stream:
+    return Stream._current[-1] if Stream._current else _NULL_STREAM
+
+
+class Device:
+    def __init__(self, device: int | None = None) -> None:
+        self.id = 0 if device is None else int(device)
+        if self.id != 0:
+            raise ValueError(f"the stand-in has one device, 0, not {self.id}")
+
+    def use(self) -> None:
+        pass
+
+    def synchronize(self) -> None:
+        pass
+
+    def __enter__(self) -> Device:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+
+class _MemoryPool:
+    def __init__(self) -> None:
+        self.held = 0
+
+    def total_bytes(self) -> int:
+        return self.held
+
+    def used_bytes(self) -> int:
+        return self.held
+
+    def free_all_blocks(self) -> None:
+        self.held = 0
+
+    def set_limit(self, size: int | None = None, fraction: float | None = None) -> None:
+        pass
+
+
+_POOL = _MemoryPool()
+
+
+class RawKernel:
+    """Compiles nothing: with the stand-in installed, kernel launches go to the CPU emulator
+    (``mini_iformer.ops.cuda.emulate``), so this is never called."""
+
+    def __init__(self, code: str, name: str, options: tuple = (), backend: str = "nvrtc"):
+        self.code, self.name = code, name
+
+    def __call__(self, grid: tuple, block: tuple, args: tuple, **kwargs: Any) -> None:
+        raise RuntimeError(f"stand-in RawKernel {self.name}: launches go through the emulator")
+
+
+def _module(name: str, **attrs: Any) -> types.ModuleType:
+    module = types.ModuleType(name)
+    module.__dict__.update(attrs)
+    return module
+
+
+def _numpy_function(name: str) -> Any:
+    function = getattr(np, name)
+    if not callable(function) or isinstance(function, type):
+        return function
+
+    def device_function(*args: Any, **kwargs: Any) -> Any:
+        return _wrap(function(*_device_only(args, name),
+                              **dict(zip(kwargs, _device_only(tuple(kwargs.values()), name)))))
+
+    device_function.__name__ = name
+    return device_function
+
+
+class _Cupy(types.ModuleType):
+    """The module: what the library uses of CuPy, spelled as CuPy spells it; the rest of
+    CuPy's NumPy-compatible functions from NumPy, with the device rules."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        value = getattr(np, name)
+        value = _Ufunc(value) if isinstance(value, np.ufunc) else _numpy_function(name)
+        setattr(self, name, value)
+        return value
+
+
+class _Ufunc:
+    """A ufunc with the device rules, ``at`` included (CuPy 13+'s ``cupy.add.at``)."""
+
+    def __init__(self, ufunc: np.ufunc) -> None:
+        self.ufunc = ufunc
+        self.__name__ = ufunc.__name__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if "out" in kwargs:
+            out = kwargs["out"]
+            kwargs["out"] = _device_only(out if isinstance(out, tuple) else (out,), self.__name__)
+        return _wrap(self.ufunc(*_device_only(args, self.__name__), **kwargs))
+
+    def at(self, a: ndarray, indices: Any, b: Any = None) -> None:
+        target = _device_only(a, "at")
+        index = _device_only(indices if isinstance(indices, tuple) else (indices,), "at")
+        index = index if isinstance(indices, tuple) else index[0]
+        if b is None:
+            self.ufunc.at(target, index)
+        else:
+            self.ufunc.at(target, index, _device_only(b, "at"))
+
+    def reduce(self, *args: Any, **kwargs: Any) -> Any:
+        return _wrap(self.ufunc.reduce(*_device_only(args, self.__name__), **kwargs))
+
+
+def _make() -> tuple[types.ModuleType, types.ModuleType]:
+    cupy = _Cupy("cupy")
+    runtime = _module("cupy.cuda.runtime", getDeviceCount=lambda: 1, deviceSynchronize=lambda: None,
+                      CUDARuntimeError=RuntimeError)
+    cupy.cuda = _module(
+        "cupy.cuda", runtime=runtime, Stream=Stream, Event=Event, Device=Device,
+        get_current_stream=_get_current_stream,
+        alloc_pinned_memory=lambda size: memoryview(bytearray(int(size))),
+    )
+    cupy.ndarray = ndarray
+    cupy.asarray = asarray
+    cupy.array = array
+    cupy.asnumpy = lambda a, stream=None: a.get() if isinstance(a, ndarray) else np.asarray(a)
+    cupy.get_default_memory_pool = lambda: _POOL
+    cupy.get_default_pinned_memory_pool = lambda: _POOL
+    cupy.RawKernel = RawKernel
+    cupy.__version__ = "stand-in"
+    special = _module("cupyx.scipy.special", erf=_numpy_like(scipy.special.erf),
+                      erfc=_numpy_like(scipy.special.erfc))
+    return cupy, special
+
+
+def _numpy_like(function: Any) -> Any:
+    def device_function(x: ndarray) -> ndarray:
+        return _wrap(function(_device_only(x, function.__name__)))
+
+    return device_function
+
+
+MODULE, SPECIAL = _make()
+
+
+@contextlib.contextmanager
+def installed():
+    """Within the block the library's "cupy" backend is this stand-in, selected, with kernel
+    launches on the CPU emulator; the previous state comes back afterwards."""
+    from mini_iformer import backend  # noqa: PLC0415
+    from mini_iformer.ops import cuda_emulator  # noqa: PLC0415
+
+    saved = (backend._cupy, list(backend._ARRAY_TYPES), backend._special_module, backend._name,
+             backend._xp)
+    backend._cupy = MODULE
+    backend._ARRAY_TYPES.insert(0, (ndarray, "cupy"))
+    backend._special_module = lambda: SPECIAL
+    try:
+        backend.set_backend("cupy")
+        with cuda_emulator.emulated():
+            yield MODULE
+    finally:
+        (backend._cupy, backend._ARRAY_TYPES[:], backend._special_module, backend._name,
+         backend._xp) = saved
