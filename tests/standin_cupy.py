@@ -19,6 +19,7 @@ streams and memory are checked on a real GPU by ``tests/test_gpu.py``.
 from __future__ import annotations
 
 import contextlib
+import threading
 import types
 from typing import Any
 
@@ -26,12 +27,45 @@ import numpy as np
 import scipy.special
 
 
+class _Reads:
+    """How many times device data was read back to the host (each would wait for the GPU)."""
+
+    count = 0
+
+
+READS = _Reads()
+
+
 class ndarray(np.ndarray):  # noqa: N801 - CuPy's name
-    """A "device" array: NumPy memory, CuPy's rules."""
+    """A "device" array: NumPy memory, CuPy's rules. Every read back to the host (``get``,
+    ``item``, ``tolist``, ``int()``, ``float()``, ``bool()``, a boolean mask index) is counted
+    in ``READS.count``."""
+
+    def _read(self) -> np.ndarray:
+        READS.count += 1
+        return self.view(np.ndarray)
+
+    def item(self, *args: Any) -> Any:
+        return self._read().item(*args)
+
+    def tolist(self) -> Any:
+        return self._read().tolist()
+
+    def __int__(self) -> int:
+        return int(self._read())
+
+    def __float__(self) -> float:
+        return float(self._read())
+
+    def __bool__(self) -> bool:
+        return bool(self._read())
+
+    def __index__(self) -> int:
+        return self._read().__index__()
 
     def get(self, stream: Any = None, order: str = "C", out: Any = None) -> np.ndarray:
         """A host copy (CuPy's device -> host)."""
-        host = np.array(self.view(np.ndarray), order=order)
+        host = np.array(self._read(), order=order)
         if out is not None:
             out[...] = host
             return out
@@ -61,6 +95,8 @@ class ndarray(np.ndarray):  # noqa: N801 - CuPy's name
                                                           func.__name__)))))
 
     def __getitem__(self, index):  # an element is a 0-d array, as in CuPy
+        if isinstance(index, ndarray) and index.dtype == bool:  # the result's size is read
+            READS.count += 1
         return _wrap(super().__getitem__(index))
 
     def __reduce__(self):  # pickling a device array: CuPy pickles, but nothing here should
@@ -96,16 +132,20 @@ def _wrap(result: Any) -> Any:
 
 
 def asarray(a: Any, dtype: Any = None, order: Any = None) -> ndarray:
-    """Host data (or a device array) as a device array."""
+    """Host data (or a device array) as a device array. A copy from the host remembers the
+    device and stream that were current in the calling thread (``allocated_on``), where CuPy
+    would take its memory from."""
     if isinstance(a, ndarray):
         return a if dtype is None or a.dtype == dtype else a.astype(dtype)
-    return np.array(a, dtype=dtype, order=order or "K", copy=True).view(ndarray)
+    out = np.array(a, dtype=dtype, order=order or "K", copy=True).view(ndarray)
+    out.allocated_on = (_current.device, _get_current_stream())
+    return out
 
 
-def array(a: Any, dtype: Any = None, copy: bool = True, order: str = "K", ndmin: int = 0) -> ndarray:
-    if isinstance(a, ndarray):
-        a = a.view(np.ndarray)
-    return np.array(a, dtype=dtype, copy=True, order=order, ndmin=ndmin).view(ndarray)
+def array(obj: Any, dtype: Any = None, copy: bool = True, order: str = "K", ndmin: int = 0) -> ndarray:
+    if isinstance(obj, ndarray):
+        obj = obj.view(np.ndarray)
+    return np.array(obj, dtype=dtype, copy=True, order=order, ndmin=ndmin).view(ndarray)
 
 
 # -- the CUDA runtime: one device; streams and events that finish at once --------------------
@@ -119,18 +159,27 @@ class Event:
         pass
 
 
-class Stream:
-    _current: list[Stream] = []
+class _Current(threading.local):
+    """The current device and streams, per thread, as in CUDA and CuPy."""
 
+    def __init__(self) -> None:
+        self.device = 0
+        self.streams: list[Stream] = []
+
+
+_current = _Current()
+
+
+class Stream:
     def __init__(self, null: bool = False, non_blocking: bool = False, ptds: bool = False):
         self.non_blocking = non_blocking
 
     def __enter__(self) -> Stream:
-        Stream._current.append(self)
+        _current.streams.append(self)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        Stream._current.pop()
+        _current.streams.pop()
 
     def synchronize(self) -> None:
         pass
@@ -149,26 +198,31 @@ _NULL_STREAM = Stream(null=True)
 
 
 def _get_current_stream(device_id: int = -1) -> Stream:
-    return Stream._current[-1] if Stream._current else _NULL_STREAM
+    return _current.streams[-1] if _current.streams else _NULL_STREAM
 
 
 class Device:
+    """Devices 0 and 1 (arrays all live in host memory: only which one is current matters)."""
+
     def __init__(self, device: int | None = None) -> None:
-        self.id = 0 if device is None else int(device)
-        if self.id != 0:
-            raise ValueError(f"the stand-in has one device, 0, not {self.id}")
+        self.id = _current.device if device is None else int(device)
+        if self.id not in (0, 1):
+            raise ValueError(f"the stand-in has devices 0 and 1, not {self.id}")
+        self._previous: list[int] = []
 
     def use(self) -> None:
-        pass
+        _current.device = self.id
 
     def synchronize(self) -> None:
         pass
 
     def __enter__(self) -> Device:
+        self._previous.append(_current.device)
+        _current.device = self.id
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        pass
+        _current.device = self._previous.pop()
 
 
 class _MemoryPool:

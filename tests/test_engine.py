@@ -233,3 +233,61 @@ def test_the_feed_reports_the_position_of_the_batches_handed_over():
         np.testing.assert_array_equal(a, b)
     feed.set_epoch(1)
     assert feed.state_dict() == {"seed": 1, "epoch": 1, "position": 0}
+
+
+def test_the_feed_allocates_batches_on_the_loops_own_device_and_stream():
+    """On the GPU the batches must come from the stream (and device) of the loop that uses and
+    frees them: memory taken on a side stream returns, when freed, to that stream's pool with
+    no ordering against the kernels still reading it. Checked on the CuPy stand-in, which
+    records where each copy from the host was made."""
+    import standin_cupy  # noqa: PLC0415
+
+    loader = DataLoader(_Samples(12), 3, shuffle=True, seed=1)
+    with standin_cupy.installed() as cupy:
+        loop_stream = cupy.cuda.Stream(non_blocking=True)
+        with cupy.cuda.Device(1), loop_stream:
+            batches = list(DeviceBatches(loader))
+    assert len(batches) == 4
+    for x, y in batches:
+        assert type(x) is cupy.ndarray and type(y) is cupy.ndarray
+        for a in (x, y):
+            device, stream = a.allocated_on
+            assert device == 1 and stream is loop_stream
+
+
+@pytest.mark.parametrize("label_smoothing, soft, clip_grad",
+                         [(0.0, False, None), (0.1, False, 1.0), (0.0, True, 0.01)])
+def test_training_steps_read_nothing_back_from_the_device_between_read_backs(label_smoothing,
+                                                                            soft, clip_grad):
+    """On a GPU every read back waits for the queued work. With ``sync_every`` = k, k steps
+    read the device only at the read-back at their end: the same number of reads for 2 steps
+    as for 6 (counted on the CuPy stand-in, which counts every read)."""
+    import standin_cupy  # noqa: PLC0415
+
+    def reads(steps):
+        with standin_cupy.installed() as cupy:
+            net = _Net()
+            batches = []
+            for x, y in _batches(n=steps):
+                target = np.eye(CLASSES, dtype=np.float32)[y] if soft else y
+                batches.append((cupy.asarray(x), cupy.asarray(target)))
+            opt = AdamW(net.parameters())
+            before = standin_cupy.READS.count
+            train_steps(net, batches, opt, _Constant(), RunState(), sync_every=steps,
+                        label_smoothing=label_smoothing, clip_grad=clip_grad)
+            return standin_cupy.READS.count - before
+
+    assert reads(2) == reads(6)
+
+
+def test_class_indices_outside_the_classes_are_refused_on_the_host_and_nan_on_the_device():
+    import standin_cupy  # noqa: PLC0415
+
+    logits, labels = np.zeros((3, CLASSES), np.float32), np.array([0, CLASSES, 1])
+    with pytest.raises(ValueError, match=f"class index {CLASSES}, outside"):
+        mi.functional.cross_entropy(mi.tensor(logits), labels)
+    with standin_cupy.installed() as cupy:
+        loss = mi.functional.cross_entropy(mi.tensor(logits), cupy.asarray(labels),
+                                           reduction="none")
+        values = loss.numpy()
+    assert np.isnan(values[1]) and np.isfinite(values[[0, 2]]).all()

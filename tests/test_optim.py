@@ -499,7 +499,9 @@ def test_clip_grad_norm_matches_torch(backend_name, seed, factor, norm_type, dty
     total = clip_grad_norm_(ours, max_norm, norm_type)
     reference = float(torch.nn.utils.clip_grad_norm_(theirs, max_norm, norm_type))
     tol = 1e-12 if dtype == np.float64 else 2e-6
-    assert isinstance(total, float)
+    assert isinstance(total, mi.Tensor) and total.shape == () and total.dtype == np.float64
+    assert total.backend == mi.get_backend()
+    total = float(total)
     assert total == pytest.approx(reference, rel=tol)
     for p, q, b in zip(ours, theirs, before):
         if p.grad is None:
@@ -509,28 +511,28 @@ def test_clip_grad_norm_matches_torch(backend_name, seed, factor, norm_type, dty
         if max_norm >= total + 1e-6:  # not clipped: exactly as before
             np.testing.assert_array_equal(p.grad.numpy(), b)
         np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=tol, atol=tol)
-    clipped = clip_grad_norm_(ours, math.inf, norm_type)
+    clipped = float(clip_grad_norm_(ours, math.inf, norm_type))
     assert clipped == pytest.approx(total * min(1.0, max_norm / (total + 1e-6)), rel=tol)
 
 
 def test_clip_grad_norm_edge_cases():
     p = nn.Parameter(np.zeros(3))
-    assert clip_grad_norm_([p], 1.0) == 0.0  # no gradients at all
+    assert float(clip_grad_norm_([p], 1.0)) == 0.0  # no gradients at all
     p.grad = mi.tensor(np.array([3.0, 4.0, 0.0]))
-    assert clip_grad_norm_(p, 100.0) == 5.0  # a single tensor; max_norm above the norm
+    assert float(clip_grad_norm_(p, 100.0)) == 5.0  # a single tensor; max_norm above the norm
     np.testing.assert_array_equal(p.grad.numpy(), [3.0, 4.0, 0.0])
-    assert clip_grad_norm_(p, 1.0) == 5.0
+    assert float(clip_grad_norm_(p, 1.0)) == 5.0
     np.testing.assert_allclose(p.grad.numpy(), np.array([3.0, 4.0, 0.0]) / (5.0 + 1e-6))
     # A non-finite total is returned as it is and nothing is scaled.
     for bad in (np.inf, np.nan):
         p.grad = mi.tensor(np.array([bad, 1.0, 2.0]))
-        total = clip_grad_norm_(p, 1.0)
+        total = float(clip_grad_norm_(p, 1.0))
         assert not math.isfinite(total) and (math.isnan(total) == math.isnan(bad))
         np.testing.assert_array_equal(p.grad.numpy(), [bad, 1.0, 2.0])
     # A gradient left by backward as a read-only broadcast view is clipped correctly too.
     q = nn.Parameter(np.ones((2, 3)))
     (q.mean() * 12.0).backward()
-    assert clip_grad_norm_([q], 1.0) == pytest.approx(np.sqrt(6 * 4.0))
+    assert float(clip_grad_norm_([q], 1.0)) == pytest.approx(np.sqrt(6 * 4.0))
     np.testing.assert_allclose(q.grad.numpy(), np.full((2, 3), 2.0 / (np.sqrt(24) + 1e-6)))
     with pytest.raises(ValueError, match="max_norm"):
         clip_grad_norm_([q], -1.0)

@@ -54,13 +54,15 @@ class CrossEntropy(Function):
         if index_target:
             t = target.reshape(-1)
             keep = t != ignore_index
-            t = xp.where(keep, t, 0)  # any class, for the ignored items' (unused) lookups
+            outside = keep & ((t < 0) | (t >= c))  # only for labels on a GPU, unchecked
+            t = xp.where(keep & ~outside, t, 0)  # any class, for the (unused) lookups
             w_t = keep.astype(z.dtype) if w is None else xp.where(keep, w[t], 0)
             picked = logp[xp.arange(items), t]
             loss = (1.0 - smoothing) * w_t * picked
             if smoothing:
                 loss += (smoothing / c) * (logp.sum(axis=1) if w is None else logp @ w)
             loss = -xp.where(keep, loss, 0)  # 0, not 0 * log p, for ignored items
+            loss = xp.where(outside, xp.nan, loss)
             denom, q = w_t.sum(), None
             self.keep, self.w_t = keep, w_t
         else:
@@ -143,7 +145,8 @@ def cross_entropy(
     ``ignore_index``: items with this class index add no loss and get no gradient (and do not
     count in the mean); it is for class indices only, as in PyTorch. An input without classes
     (C = 0) is refused (PyTorch refuses it too unless every item is ignored, and then returns
-    0 or NaN).
+    0 or NaN). Class indices already on a GPU are not checked, since reading them back would
+    wait for the queued work: an index outside [0, C) gives that item a NaN loss.
     """
     op = "cross_entropy"
     z_shape = shape_of(input, "input", op)
@@ -177,16 +180,19 @@ def cross_entropy(
                 f"{op}: target of class indices must be integers of shape {item_shape} for input "
                 f"of shape {z_shape}, got {target.dtype} of shape {t_shape}"
             )
-        t = backend.asarray(target.data if isinstance(target, Tensor) else target)
-        classes = t[t != ignore_index]
-        if classes.size:
-            lo, hi = int(classes.min()), int(classes.max())
-            if lo < 0 or hi >= c:
-                bad = lo if lo < 0 else hi
+        data = target.data if isinstance(target, Tensor) else target
+        if backend.array_backend(data) != "cupy":  # host labels: checked here, for free
+            host = np.asarray(data)
+            classes = host[host != ignore_index]
+            if classes.size and (classes.min() < 0 or classes.max() >= c):
+                bad = int(classes.min() if classes.min() < 0 else classes.max())
                 raise ValueError(
                     f"{op}: target holds class index {bad}, outside [0, {c}) for input of shape "
                     f"{z_shape} ({c} classes; ignore_index={ignore_index})"
                 )
+        # (labels already on a GPU are not read back, which would wait for the queued work:
+        # an index outside [0, C) gives that item a NaN loss instead)
+        t = backend.asarray(data)
         return CrossEntropy.apply(input, t, index_target=True, axis=axis, smoothing=eps,
                                   reduction=reduction, weight=w, ignore_index=int(ignore_index))
     if t_kind != "f":

@@ -15,27 +15,29 @@ from .optimizer import _real, _xp_of
 __all__ = ["clip_grad_norm_"]
 
 
-def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0) -> float:
+def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0) -> Tensor:
     r"""Rescale gradients in place so that their total norm is at most ``max_norm``.
 
     The total norm is the ``norm_type``-norm of all gradients taken together as one vector
     (``inf`` for the largest absolute value), accumulated in float64::
 
         total = (sum over every gradient element of |g| ** norm_type) ** (1 / norm_type)
-        coef  = max_norm / (total + 1e-6)
-        if coef < 1: every g <- g * coef
+        coef  = min(1, max_norm / (total + 1e-6))
+        every g <- g * coef
 
     as ``torch.nn.utils.clip_grad_norm_`` does (so gradients whose norm does not exceed
-    ``max_norm`` are left exactly as they were). Gradient arrays are scaled in place; a
-    gradient that cannot be (a read-only broadcast view left by a backward pass) is replaced
-    on its tensor by its scaled copy. Parameters whose ``.grad`` is
-    None are ignored; with no gradients at all the norm is 0.0.
+    ``max_norm`` are multiplied by exactly 1: left as they were). Gradient arrays are scaled
+    in place; a gradient that cannot be (a read-only broadcast view left by a backward pass) is
+    replaced on its tensor by its scaled copy. Parameters whose ``.grad`` is None are ignored;
+    with no gradients at all the norm is 0.
 
     A non-finite total (a NaN or infinite gradient) is returned as it is and the gradients
     are **not** scaled, so the caller can see the problem and skip the step (PyTorch would
     multiply them by NaN or 0).
 
-    Returns the total norm (before clipping) as a Python float.
+    Everything stays on the gradients' backend: on a GPU nothing is read back, so the step
+    does not wait for the GPU. Returns the total norm (before clipping) as a 0-d float64
+    tensor, as PyTorch returns a tensor; ``float(total)`` reads it.
     """
     if isinstance(parameters, Tensor):
         parameters = [parameters]
@@ -46,16 +48,12 @@ def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0) ->
     if not norm_type > 0.0:
         raise ValueError(f"clip_grad_norm_: norm_type must be > 0 (or inf), got {norm_type}")
     grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
-        return 0.0
-    arrays = [g.data if isinstance(g, Tensor) else g for g in grads]
-    # One partial result per gradient, kept on its device and read back once at the end (on a
-    # GPU each read waits for the queued work, so one read per parameter would stall).
-    parts = []
+    arrays = [g.data if isinstance(g, Tensor) else g for g in grads if g.size]
+    if not arrays:
+        return Tensor(backend.get_xp().zeros((), np.float64))
+    xp = _xp_of(arrays[0])
+    parts = []  # one partial result per gradient, on its device
     for a in arrays:
-        xp = _xp_of(a)
-        if not a.size:
-            continue
         if math.isinf(norm_type):
             parts.append(xp.abs(a).max().astype(np.float64))
             continue
@@ -66,25 +64,23 @@ def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0) ->
             parts.append(xp.abs(x).sum())
         else:
             parts.append((xp.abs(x) ** norm_type).sum())
-    values = [float(v) for v in backend.to_numpy(_xp_of(arrays[0]).stack(parts))] if parts else []
+    stacked = xp.stack(parts)
     if math.isinf(norm_type):
-        total = max(values, default=0.0)
+        total = stacked.max()
     else:
-        acc = 0.0
-        for v in values:  # summed in the same order as before: the same float64 result
-            acc += v
-        total = acc ** (1.0 / norm_type) if norm_type != 2.0 else math.sqrt(acc)
-    if not math.isfinite(total):
-        return total
-    coef = max_norm / (total + 1e-6)
-    if coef < 1.0:
-        for g in grads:
-            if isinstance(g, Tensor) and not _writable(g.data):
-                g.data = g.data * coef  # e.g. a read-only broadcast view: replace it
-            else:
-                a = g.data if isinstance(g, Tensor) else g
-                a *= coef
-    return total
+        acc = stacked.sum()
+        total = xp.sqrt(acc) if norm_type == 2.0 else acc ** (1.0 / norm_type)
+    # 1 where the total is not finite: such gradients are left for the caller to see
+    with np.errstate(invalid="ignore", over="ignore"):
+        coef = xp.where(xp.isfinite(total), xp.minimum(1.0, max_norm / (total + 1e-6)), 1.0)
+    for g in grads:
+        a = g.data if isinstance(g, Tensor) else g
+        scale = coef.astype(a.dtype)
+        if isinstance(g, Tensor) and not _writable(a):
+            g.data = a * scale  # e.g. a read-only broadcast view: replace it
+        else:
+            a *= scale
+    return Tensor(total)
 
 
 def _writable(a: Any) -> bool:

@@ -128,10 +128,17 @@ def _bad_gradients(model: Module) -> str:
 class DeviceBatches:
     """The batches of a loader, copied to the GPU ahead of use by a background thread.
 
-    On the CuPy backend a copy from host memory on the main thread would wait for every kernel
-    already queued (the step in flight) before it starts. Here a thread copies batch b + 1 on
-    its own non-blocking CUDA stream while the GPU computes step b, and hands it over once the
-    copy is done, so the training loop never waits for a transfer.
+    On the CuPy backend a plain copy from host memory on the main thread would make the host
+    wait for every kernel already queued (the step in flight). Here a thread prepares batch
+    b + 1 while the GPU computes step b: ``cupy.asarray`` stages the host data through pinned
+    memory and queues the copy without waiting, and the training loop never waits for it.
+
+    The thread allocates and copies on the training loop's own stream and device (captured
+    when iteration starts), not a side stream of its own: the batch's memory then belongs to
+    the stream that uses and frees it, and the copy is ordered before the kernels that read
+    it. (On a side stream the memory would return, when the loop frees the batch, to the side
+    stream's pool with no ordering against the kernels still reading it, and the next copy
+    could overwrite it: CuPy has no ``record_stream``.)
 
     The loader runs ahead of the training loop by up to ``depth`` batches, so its own
     ``position`` is ahead too. :meth:`state_dict` gives the loader's state with the position
@@ -167,14 +174,15 @@ class DeviceBatches:
         stop = threading.Event()
         done = object()
 
+        device = cupy.cuda.Device()  # the loop's device and stream, for the thread too
+        stream = cupy.cuda.get_current_stream()
+
         def copy_ahead() -> None:
-            stream = cupy.cuda.Stream(non_blocking=True)
             iterator = iter(self.loader)
             try:
                 for x, y in iterator:
-                    with stream:
+                    with cupy.cuda.Device(device.id), stream:
                         item = (cupy.asarray(x), cupy.asarray(y))
-                    stream.synchronize()  # this thread waits for the copy; the loop does not
                     position = self.loader.state_dict()["position"]
                     while not stop.is_set():
                         try:
