@@ -200,3 +200,29 @@ def test_a_drawn_array_is_unchanged_by_emulation():
     with recording():
         F.gelu(mi.tensor(x))
     np.testing.assert_array_equal(x, before)
+
+
+# -- training steps through the GPU path, on the CPU -------------------------------------------
+def test_the_biases_before_batch_norm_have_no_gradient_but_rounding():
+    """What the cross-backend training check's tolerance relies on (test_gpu.py)."""
+    from test_gpu import _BEFORE_BATCH_NORM, _tiny_model  # noqa: PLC0415
+
+    model = _tiny_model("numpy")
+    x = np.random.default_rng(2).standard_normal((8, 3, 32, 32)).astype(np.float32)
+    F.cross_entropy(model(mi.tensor(x)), np.arange(8) % 10).backward()
+    grads = {k: np.abs(p.grad.numpy()).max() for k, p in model.named_parameters()}
+    largest = max(grads.values())
+    for key in _BEFORE_BATCH_NORM:
+        assert grads[key] < 1e-5 * largest, (key, grads[key], largest)
+
+
+def test_training_steps_through_the_gpu_path_agree_with_numpy():
+    """test_gpu.py's cross-backend training check, with the GPU path run on the CuPy stand-in
+    (the emulated kernels: other summation orders, as on a GPU)."""
+    import standin_cupy  # noqa: PLC0415
+    from test_gpu import _STEPS, _train, assert_training_agrees  # noqa: PLC0415
+
+    cpu = _train("numpy", _STEPS)
+    with standin_cupy.installed():
+        gpu = _train("cupy", _STEPS)
+    assert_training_agrees(*cpu, *gpu)

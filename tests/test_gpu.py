@@ -110,7 +110,7 @@ def _train(name: str, steps: int = 3):
                 rng.integers(0, 10, 8)) for _ in range(steps)]
     with on(name):
         mi.random.manual_seed(3)  # the drop-path masks: drawn on the host, the same on both
-        optimizer = AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+        optimizer = AdamW(model.parameters(), lr=_LR, weight_decay=0.05)
 
         class Constant:
             def step(self):
@@ -122,12 +122,33 @@ def _train(name: str, steps: int = 3):
         return {k: backend.to_numpy(v.data) for k, v in model.state_dict().items()}, state
 
 
-def test_a_few_training_steps_agree_across_backends():
-    cpu, s_cpu = _train("numpy")
-    gpu, s_gpu = _train("cupy")
+# Convolution biases that feed straight into a training-mode BatchNorm: their gradient is 0 in
+# exact arithmetic (the mean subtraction cancels them), so what a backend computes is rounding
+# noise whose sign depends on the summation order, and AdamW turns any sign into a step of
+# about lr. Two backends may move them apart by up to 2 * lr per step.
+_BEFORE_BATCH_NORM = ("patch_embed.proj1.bias", "patch_embed.proj2.bias",
+                      "patch_embed2.proj.bias", "patch_embed3.proj.bias", "patch_embed4.proj.bias")
+# ... and the running means of those BatchNorms, which follow the biases (by at most as much).
+_AFTER_THE_BIASES = ("patch_embed.norm1.running_mean", "patch_embed.norm2.running_mean",
+                     "patch_embed2.norm.running_mean", "patch_embed3.norm.running_mean",
+                     "patch_embed4.norm.running_mean")
+_LR, _STEPS = 1e-3, 3
+
+
+def assert_training_agrees(cpu, s_cpu, gpu, s_gpu):
+    """The same training steps on two backends: the same losses and weights (the biases
+    before BatchNorm within the steps AdamW can take; see test_cuda_kernels.py)."""
     assert abs(s_cpu.loss_sum - s_gpu.loss_sum) < 1e-3 * abs(s_cpu.loss_sum)
     for key in cpu:
-        np.testing.assert_allclose(gpu[key], cpu[key], rtol=2e-3, atol=2e-4, err_msg=key)
+        if key in _BEFORE_BATCH_NORM + _AFTER_THE_BIASES:
+            np.testing.assert_allclose(gpu[key], cpu[key], rtol=0, atol=2 * _LR * _STEPS,
+                                       err_msg=key)
+        else:
+            np.testing.assert_allclose(gpu[key], cpu[key], rtol=2e-3, atol=2e-4, err_msg=key)
+
+
+def test_a_few_training_steps_agree_across_backends():
+    assert_training_agrees(*_train("numpy", _STEPS), *_train("cupy", _STEPS))
 
 
 def test_a_checkpoint_saved_on_one_backend_loads_on_the_other(tmp_path):
