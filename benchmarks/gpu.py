@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=None,
                    help="untimed iterations first (default 3; 1 with --smoke)")
     p.add_argument("--out", type=Path, default=None,
-                   help="JSON file (default: benchmarks/gpu_<gpu name>.json; none with --smoke)")
+                   help="JSON file, or a folder to write gpu_<gpu name>.json into (default: "
+                        "benchmarks/gpu_<gpu name>.json; none with --smoke)")
     args = p.parse_args(argv)
     repeats = args.repeats or (1 if args.smoke else 20)
     warmup = args.warmup if args.warmup is not None else (1 if args.smoke else 3)
@@ -224,9 +225,11 @@ def main(argv: list[str] | None = None) -> int:
 
         result["cupy"] = cupy.__version__
     out = args.out
+    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
     if out is None and not args.smoke:
-        slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
         out = HERE / f"gpu_{slug}.json"
+    elif out is not None and out.is_dir():  # a folder: the file named for the GPU, in it
+        out = out / f"gpu_{slug}.json"
     if out is not None:
         out.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {out}")

@@ -94,16 +94,13 @@ EOF
 } >"$out/env.txt" 2>&1
 
 # 2. the GPU part of the test suite (on --smoke without a GPU: collected, all skipped)
-step tests 330 pytest-gpu.txt "$python" -m pytest -m gpu -q -p no:cacheprovider \
+step tests 270 pytest-gpu.txt "$python" -m pytest -m gpu -q -p no:cacheprovider \
   --junitxml="$out/pytest-gpu.xml"
+printf '%-10s %s\n' "" "$(grep -E '(passed|failed|skipped|error)' "$out/pytest-gpu.txt" | tail -1)" \
+  >>"$out/summary.txt"
 
 # 3. whole-model speed against PyTorch on the same GPU
-if [ -n "$smoke" ]; then
-  step benchmark 120 gpu-benchmark.txt "$python" benchmarks/gpu.py --smoke \
-    --out "$out/gpu_smoke.json"
-else
-  step benchmark 150 gpu-benchmark.txt "$python" benchmarks/gpu.py --out "$out"
-fi
+step benchmark 120 gpu-benchmark.txt "$python" benchmarks/gpu.py ${smoke:+--smoke} --out "$out"
 
 # 4. a short real CIFAR-10 run on the GPU
 if [ -f "$data/cifar10_jpeg.npz" ] && [ -f "$data/build_batches.py" ]; then
@@ -113,12 +110,20 @@ if [ -f "$data/cifar10_jpeg.npz" ] && [ -f "$data/build_batches.py" ]; then
   else
     sizes=(--subset 20000 --test-subset 5000 --batch-size 256)
   fi
-  step cifar 150 cifar-run.txt bash -c '
+  step cifar 90 cifar-run.txt bash -c '
     "$1" "$2/build_batches.py" "$3/data" && shift 3 && exec "$@"' _ \
     "$python" "$data" "$work" \
     "$python" train_cifar.py --backend "$backend" --data-dir "$work/data" --no-verify \
     --no-download --epochs 1 --no-progress --out "$work/run" "${sizes[@]}"
-  cp "$work/run/metrics.csv" "$out/cifar-metrics.csv" 2>/dev/null
+  if cp "$work/run/metrics.csv" "$out/cifar-metrics.csv" 2>/dev/null; then
+    "$python" - "$out/cifar-metrics.csv" >>"$out/summary.txt" <<'EOF'
+import csv, sys
+row = list(csv.DictReader(open(sys.argv[1])))[-1]
+print(f"{'':10} epoch {row['epoch']}: {float(row['epoch_seconds']):.1f} s, "
+      f"{float(row['images_per_second']):.0f} images/s, test Acc@1 {float(row['test_acc1']):.2f}%, "
+      f"GPU memory {row['gpu_memory_mib'] or '-'} MiB")
+EOF
+  fi
   rm -rf "$work"
 else
   printf '%-10s %-34s %4s    (%s)\n' cifar "skipped: no $data/cifar10_jpeg.npz" - \

@@ -71,10 +71,13 @@ def _api(obj):
 
 
 def _keywords(fn) -> set[str] | None:
+    """The named parameters of ``fn`` (not ``*args``/``**kwargs``: the stand-in's functions
+    taken from NumPy pass everything on), or None where Python cannot tell (Cython)."""
     try:
-        return {p.name for p in inspect.signature(fn).parameters.values()}
-    except (TypeError, ValueError):  # a Cython function without a signature
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
         return None
+    return {p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
 
 def test_the_stand_in_offers_nothing_that_cupy_lacks():
@@ -131,3 +134,13 @@ def test_every_cupy_name_the_package_writes_exists_in_cupy_and_in_the_stand_in()
     assert not [u for u in sorted(used) if find(cupy, u) is None], "names CuPy lacks"
     assert not [u for u in sorted(used) if find(standin_cupy.MODULE, u) is None], (
         "names the stand-in lacks")
+
+
+def test_each_kernel_is_made_as_the_launcher_makes_it():
+    """``cuda.Kernel`` builds ``cupy.RawKernel(source, name)`` (which needs no GPU until its
+    first launch): CuPy takes those arguments and compiles with NVRTC and no extra options,
+    the compilation the tests above repeat."""
+    cupy, _ = _cupy_compiler()
+    for name, kernel in sorted(cuda.KERNELS.items()):
+        made = cupy.RawKernel(cuda.source_for(kernel.source, np.float32), kernel.name)
+        assert (made.name, made.backend, tuple(made.options)) == (name, "nvrtc", ())
