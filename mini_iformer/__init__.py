@@ -13,6 +13,10 @@ The pieces, from the bottom up:
 * :mod:`mini_iformer.checkpoint` - our ``.npz`` files and the authors' PyTorch ``.pth`` files.
 * :mod:`mini_iformer.runtime` - how the machine is used: threads and cache blocks, memory,
   host-to-GPU copies (nothing there changes a result).
+* :mod:`mini_iformer.data`, :mod:`mini_iformer.optim`, :mod:`mini_iformer.training` -
+  datasets and loaders, optimisers, the training loop: loaded on first use, so
+  ``mi.optim.AdamW`` works after ``import mini_iformer as mi`` (as ``torch.optim.AdamW`` after
+  ``import torch``) without slowing that import down.
 """
 
 from . import backend
@@ -30,6 +34,19 @@ from .random import manual_seed
 from .summary import summary
 
 __version__ = "0.1.0"
+
+_ON_FIRST_USE = ("data", "optim", "training")
+
+
+def __getattr__(name: str):
+    """``mi.data``, ``mi.optim`` and ``mi.training``, imported when first asked for."""
+    if name in _ON_FIRST_USE:
+        import importlib  # noqa: PLC0415
+
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "backend", "functional", "OPS", "Function", "Tensor", "arange", "as_tensor", "enable_grad", "float32",

@@ -212,3 +212,25 @@ def test_to_device_async_keeps_shape_dtype_and_values(backend_name, shape, dtype
     assert backend.array_backend(out) == backend.get_backend()
     assert out.shape == host.shape and out.dtype == host.dtype
     np.testing.assert_array_equal(backend.to_numpy(out), host)
+
+
+def test_the_subpackages_are_reachable_from_the_package_and_load_on_first_use():
+    """``mi.optim.AdamW`` after ``import mini_iformer as mi``, as with PyTorch; data, optim and
+    training are imported only when first used, so ``import mini_iformer`` stays light."""
+    code = (
+        "import sys\n"
+        "import mini_iformer as mi\n"
+        "lazy = ('mini_iformer.data', 'mini_iformer.optim', 'mini_iformer.training')\n"
+        "assert not [m for m in lazy if m in sys.modules], [m for m in lazy if m in sys.modules]\n"
+        "assert mi.optim.AdamW and mi.data.CIFAR10 and mi.data.DataLoader\n"
+        "assert mi.training.train_steps and mi.nn.Linear and mi.functional.conv2d\n"
+        "try:\n"
+        "    mi.no_such_thing\n"
+        "except AttributeError as exc:\n"
+        "    assert 'no_such_thing' in str(exc)\n"
+        "else:\n"
+        "    raise AssertionError('no AttributeError')\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
