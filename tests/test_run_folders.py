@@ -153,15 +153,20 @@ def test_an_out_holding_a_run_is_refused_unless_resumed_or_overwritten(cifar_dir
     assert len((out / "metrics.csv").read_text().splitlines()) == 2  # header and one epoch
 
 
+def _wait_for(proc, path, timeout=120):
+    """Until ``path`` exists, while ``proc`` runs (its stderr if it ends first)."""
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[1]
+        time.sleep(0.005)
+
+
 def test_a_live_run_locks_its_folder_until_it_is_killed(cifar_dir, tmp_path):
     argv = _argv(cifar_dir, "--epochs", "4", "--save-every", "1")
     exp = tmp_path / "runs" / "train" / "exp"
     first = _start(tmp_path, argv)
     try:
-        deadline = time.time() + 120
-        while not (exp / "last.npz").exists():
-            assert first.poll() is None and time.time() < deadline, first.communicate()[1]
-            time.sleep(0.01)
+        _wait_for(first, exp / "last.npz")
         first.send_signal(signal.SIGSTOP)  # alive, holding the lock, using no CPU
         holder = f"PID {first.pid}"
         for extra in (["--out", str(exp)], ["--out", str(exp), "--resume"], ["--resume"],
@@ -185,10 +190,7 @@ def test_resuming_a_run_killed_before_its_first_checkpoint_says_how_to_start_afr
                  subset=96)
     proc = _start(tmp_path, argv)
     try:
-        deadline = time.time() + 120
-        while not (out / "config.json").exists():
-            assert proc.poll() is None and time.time() < deadline, proc.communicate()[1]
-            time.sleep(0.005)
+        _wait_for(proc, out / "config.json")
     finally:
         proc.kill()
         proc.communicate(timeout=60)
