@@ -72,11 +72,10 @@ def fast_forward(ctx, q, k, v, mask, keep, scale):
     if mask is not None:
         s += mask
     m = s.max(axis=-1, keepdims=True)
-    m[m == -xp.inf] = 0  # a query masked from every key: exp(-inf) = 0 everywhere ...
-    s -= m
+    s -= xp.where(m == -xp.inf, 0, m)  # a query masked from every key: exp(-inf) = 0 ...
     xp.exp(s, out=s)
     total = xp.einsum("...ij->...i", s)
-    total[total == 0] = 1  # ... and its weights stay 0 (other rows have a term exp(0) = 1)
+    total = xp.where(total == 0, 1, total)  # ... its weights stay 0 (elsewhere a term is 1)
     # one reciprocal per row, then multiply: faster than dividing every score
     s *= (1.0 / total)[..., None]
     a = s

@@ -132,9 +132,9 @@ class Pow(Function):
 
 
 def _power(xp: Any, a: Any, p: Any) -> Any:
-    """a ** p; for a number p = -0.5 as 1 / sqrt(a), as PyTorch computes it (NaN at -inf,
-    where the C library's pow gives 0)."""
-    if getattr(p, "ndim", 0) == 0 and float(p) == -0.5:
+    """a ** p; for a Python number p = -0.5 as 1 / sqrt(a), as PyTorch computes it (NaN at
+    -inf, where the C library's pow gives 0)."""
+    if isinstance(p, float) and p == -0.5:
         return 1 / xp.sqrt(a)
     return a**p
 

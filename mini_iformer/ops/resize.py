@@ -146,18 +146,26 @@ def interpolate_forward(ctx, x, taps_h, taps_w, area, factors):
     arrays): the input indices each output index reads, and their weights. The sum runs along
     W, then along H (the axes swapped for it and back).
     """
-    ctx.x_shape, ctx.taps = x.shape, (taps_h, taps_w)
+    ctx.x_shape, ctx.taps, ctx.a_h = x.shape, (taps_h, taps_w), None
     rows = _along_last(x, *taps_w, area)  # (N, C, H_in, W_out)
     return _along_last(rows.swapaxes(2, 3), *taps_h, area).swapaxes(2, 3)
+
+
+def _matrices(ctx, like):
+    """A_h and A_w (:func:`axis_matrix` of the saved taps) on ``like``'s backend and dtype,
+    made once per call and kept on ``ctx`` for the backward."""
+    if getattr(ctx, "a_h", None) is None:
+        xp = backend.array_module(like)
+        (taps_h, taps_w), (_, _, n_h, n_w) = ctx.taps, ctx.x_shape
+        ctx.a_h = xp.asarray(axis_matrix(*taps_h, n_h), dtype=like.dtype)
+        ctx.a_w = xp.asarray(axis_matrix(*taps_w, n_w), dtype=like.dtype)
+    return ctx.a_h, ctx.a_w
 
 
 def interpolate_backward(ctx, g):
     """dx = A_h^T @ g @ A_w: the forward is the linear map y = A_h @ x @ A_w^T, with A_h and A_w
     the (n_out, n_in) matrices of the tap weights (:func:`axis_matrix`)."""
-    xp = backend.array_module(g)
-    (i_h, w_h), (i_w, w_w) = ctx.taps
-    a_h = xp.asarray(axis_matrix(i_h, w_h, ctx.x_shape[2]), dtype=g.dtype)
-    a_w = xp.asarray(axis_matrix(i_w, w_w, ctx.x_shape[3]), dtype=g.dtype)
+    a_h, a_w = _matrices(ctx, g)
     return a_h.T @ (g @ a_w)
 
 
@@ -165,10 +173,8 @@ def matrices_forward(ctx, x, taps_h, taps_w, area, factors):
     """y = A_h @ x @ A_w^T for every (n, c) plane: A_w on the rows (one matrix product over all
     N*C*H rows), then A_h on the columns of every plane. For finite inputs: a dense product
     multiplies every pixel, also those that no tap reads, by its weight 0."""
-    xp = backend.array_module(x)
-    ctx.x_shape, ctx.taps = x.shape, (taps_h, taps_w)
-    a_h = xp.asarray(axis_matrix(*taps_h, x.shape[2]), dtype=x.dtype)
-    a_w = xp.asarray(axis_matrix(*taps_w, x.shape[3]), dtype=x.dtype)
+    ctx.x_shape, ctx.taps, ctx.a_h = x.shape, (taps_h, taps_w), None
+    a_h, a_w = _matrices(ctx, x)
     return a_h @ (x @ a_w.T)
 
 
