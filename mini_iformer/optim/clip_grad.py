@@ -73,6 +73,8 @@ def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0) ->
     # 1 where the total is not finite: such gradients are left for the caller to see
     with np.errstate(invalid="ignore", over="ignore"):
         coef = xp.where(xp.isfinite(total), xp.minimum(1.0, max_norm / (total + 1e-6)), 1.0)
+    if backend.array_backend(coef) != "cupy" and coef == 1.0:  # on the host, knowing is free:
+        return Tensor(total)  # no pass over the gradients to multiply them by 1
     for g in grads:
         a = g.data if isinstance(g, Tensor) else g
         scale = coef.astype(a.dtype)
