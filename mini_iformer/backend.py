@@ -112,6 +112,24 @@ def _load_cupy() -> ModuleType:
     return cupy
 
 
+def substitute_cupy(module: ModuleType, array_type: type, special: ModuleType) -> Any:
+    """For test tools only (``tests/standin_cupy.py``): run the "cupy" backend on a stand-in
+    ``module`` whose arrays are of ``array_type``, with ``special`` as its
+    ``cupyx.scipy.special``. Returns a function that puts everything back as it was."""
+    global _cupy, _special_module
+    saved = (_cupy, list(_ARRAY_TYPES), _special_module, _name)
+    _cupy = module
+    _ARRAY_TYPES.insert(0, (array_type, "cupy"))
+    _special_module = lambda: special  # noqa: E731
+
+    def restore() -> None:
+        global _cupy, _special_module
+        _cupy, _ARRAY_TYPES[:], _special_module, name = saved
+        set_backend(name)
+
+    return restore
+
+
 def set_backend(name: str) -> None:
     """Make ``name`` ("numpy" or "cupy") the backend for tensors created from now on.
 

@@ -90,9 +90,7 @@ class ndarray(np.ndarray):  # noqa: N801 - CuPy's name
         return _wrap(result)
 
     def __array_function__(self, func, types, args, kwargs):
-        return _wrap(func(*_device_only(args, func.__name__),
-                          **dict(zip(kwargs, _device_only(tuple(kwargs.values()),
-                                                          func.__name__)))))
+        return _call(func, args, kwargs)
 
     def __getitem__(self, index):  # an element is a 0-d array, as in CuPy
         if isinstance(index, ndarray) and index.dtype == bool:  # the result's size is read
@@ -262,16 +260,22 @@ def _module(name: str, **attrs: Any) -> types.ModuleType:
     return module
 
 
-def _numpy_function(name: str) -> Any:
-    function = getattr(np, name)
+def _call(function: Any, args: tuple, kwargs: dict) -> Any:
+    """``function`` (NumPy's) on device arrays only, its result as device arrays."""
+    name = getattr(function, "__name__", "function")
+    return _wrap(function(*_device_only(args, name),
+                          **dict(zip(kwargs, _device_only(tuple(kwargs.values()), name)))))
+
+
+def _on_device(function: Any) -> Any:
+    """``function`` with the device rules (classes and constants are left as they are)."""
     if not callable(function) or isinstance(function, type):
         return function
 
     def device_function(*args: Any, **kwargs: Any) -> Any:
-        return _wrap(function(*_device_only(args, name),
-                              **dict(zip(kwargs, _device_only(tuple(kwargs.values()), name)))))
+        return _call(function, args, kwargs)
 
-    device_function.__name__ = name
+    device_function.__name__ = getattr(function, "__name__", "function")
     return device_function
 
 
@@ -283,7 +287,7 @@ class _Cupy(types.ModuleType):
         if name.startswith("__"):
             raise AttributeError(name)
         value = getattr(np, name)
-        value = _Ufunc(value) if isinstance(value, np.ufunc) else _numpy_function(name)
+        value = _Ufunc(value) if isinstance(value, np.ufunc) else _on_device(value)
         setattr(self, name, value)
         return value
 
@@ -331,16 +335,9 @@ def _make() -> tuple[types.ModuleType, types.ModuleType]:
     cupy.get_default_pinned_memory_pool = lambda: _POOL
     cupy.RawKernel = RawKernel
     cupy.__version__ = "stand-in"
-    special = _module("cupyx.scipy.special", erf=_numpy_like(scipy.special.erf),
-                      erfc=_numpy_like(scipy.special.erfc))
+    special = _module("cupyx.scipy.special", erf=_on_device(scipy.special.erf),
+                      erfc=_on_device(scipy.special.erfc))
     return cupy, special
-
-
-def _numpy_like(function: Any) -> Any:
-    def device_function(x: ndarray) -> ndarray:
-        return _wrap(function(_device_only(x, function.__name__)))
-
-    return device_function
 
 
 MODULE, SPECIAL = _make()
@@ -353,15 +350,10 @@ def installed():
     from mini_iformer import backend  # noqa: PLC0415
     from mini_iformer.ops import cuda_emulator  # noqa: PLC0415
 
-    saved = (backend._cupy, list(backend._ARRAY_TYPES), backend._special_module, backend._name,
-             backend._xp)
-    backend._cupy = MODULE
-    backend._ARRAY_TYPES.insert(0, (ndarray, "cupy"))
-    backend._special_module = lambda: SPECIAL
+    restore = backend.substitute_cupy(MODULE, ndarray, SPECIAL)
     try:
         backend.set_backend("cupy")
         with cuda_emulator.emulated():
             yield MODULE
     finally:
-        (backend._cupy, backend._ARRAY_TYPES[:], backend._special_module, backend._name,
-         backend._xp) = saved
+        restore()
