@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 import mini_iformer as mi
-from oracle import Case, draw_array, small_shapes, spec_registry
+from oracle import Case, draw_array, small_shapes, spec_registry, sprinkled
 
 SPECS, spec = spec_registry()
 
@@ -32,10 +32,7 @@ def with_specials(data, x: np.ndarray, values, label: str) -> tuple[np.ndarray, 
     if x.size == 0 or not data.draw(st.booleans(), label=f"{label} has special values"):
         return x, False
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label=f"{label} where"))
-    out = np.array(x)  # a contiguous copy
-    where = rng.random(out.shape) < 0.3
-    out[where] = rng.choice(np.asarray(values, dtype=float), size=int(where.sum()))
-    return out, bool(where.any())
+    return sprinkled(x, rng, list(values)), True
 
 
 # -- elementwise binary ------------------------------------------------------------------------

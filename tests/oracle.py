@@ -121,6 +121,23 @@ def small_shapes(min_dims: int = 0, max_dims: int = 4, min_side: int = 1, max_si
 SPECIAL_VALUES = ("nan", "inf", "-inf", "zero", "tie")
 
 
+_SPECIAL = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf, "zero": 0.0, "tie": "tie"}
+
+
+def sprinkled(x: np.ndarray, rng: np.random.Generator, values: Sequence[Any]) -> np.ndarray:
+    """A contiguous copy of ``x`` with about 30% of its entries (at least one) replaced by
+    ``values``, drawn at random; the value "tie" copies another entry of ``x``."""
+    out = np.array(x)
+    flat, source = out.reshape(-1), x.reshape(-1)
+    where = np.flatnonzero(rng.random(flat.size) < 0.3)
+    if where.size == 0:
+        where = rng.integers(0, flat.size, 1)
+    for k in where:
+        value = values[int(rng.integers(len(values)))]
+        flat[k] = source[int(rng.integers(flat.size))] if isinstance(value, str) else value
+    return out
+
+
 def at_special_values(data: st.DataObject, case: Case, kinds: Sequence[str] = SPECIAL_VALUES,
                       only: Sequence[int] | None = None) -> Case:
     """``case`` with some entries of its inputs replaced by special values: NaN, +inf, -inf,
@@ -132,22 +149,14 @@ def at_special_values(data: st.DataObject, case: Case, kinds: Sequence[str] = SP
     None)."""
     inputs = []
     for i, a in enumerate(case.inputs):
-        if a.size == 0 or (only is not None and i not in only) or not data.draw(st.booleans(), label=f"input {i} has special values"):
+        skipped = a.size == 0 or (only is not None and i not in only)
+        if skipped or not data.draw(st.booleans(), label=f"input {i} has special values"):
             inputs.append(a)
             continue
         rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label=f"input {i} where"))
-        out = np.array(a)  # a contiguous copy
-        flat = out.reshape(-1)
         chosen = data.draw(st.lists(st.sampled_from(list(kinds)), min_size=1, max_size=3,
                                     unique=True), label=f"input {i} values")
-        where = np.flatnonzero(rng.random(flat.size) < 0.3)
-        if where.size == 0:
-            where = rng.integers(0, flat.size, 1)
-        for k in where:
-            kind = chosen[int(rng.integers(len(chosen)))]
-            flat[k] = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf, "zero": 0.0,
-                       "tie": a.reshape(-1)[int(rng.integers(flat.size))]}[kind]
-        inputs.append(out)
+        inputs.append(sprinkled(a, rng, [_SPECIAL[kind] for kind in chosen]))
     return Case(inputs, case.ours, case.torch_fn, None, case.grad, case.rtol, fd=False,
                 float32=case.float32, notes=dict(case.notes, special=True))
 

@@ -49,7 +49,8 @@ class Linear(Function):
 
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad
-        g2 = g.reshape(math.prod(self.x_shape[:-1]), 1 if len(self.w_shape) == 1 else self.w_shape[0])
+        out = 1 if len(self.w_shape) == 1 else self.w_shape[0]
+        g2 = g.reshape(math.prod(self.x_shape[:-1]), out)
         dx = (g2 @ self.w2).reshape(self.x_shape) if need_x else None
         dw = (g2.T @ self.x2).reshape(self.w_shape) if need_w else None
         db = None

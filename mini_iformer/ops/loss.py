@@ -158,7 +158,9 @@ def cross_entropy(
     axis = 0 if len(z_shape) == 1 else 1
     c = z_shape[axis]
     if c == 0:
-        raise ValueError(f"{op}: the input of shape {z_shape} has no classes (axis {axis} is empty)")
+        raise ValueError(
+            f"{op}: the input of shape {z_shape} has no classes (axis {axis} is empty)"
+        )
     item_shape = z_shape[:axis] + z_shape[axis + 1:]
     if not (isinstance(target, Tensor) or backend.is_array(target)):
         target = np.asarray(target)
