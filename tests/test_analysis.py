@@ -12,7 +12,7 @@ import pytest
 
 import mini_iformer as mi
 from mini_iformer import analysis, checkpoint
-from mini_iformer.data.cifar import write_cifar_batches
+from mini_iformer.data.testing import write_cifar_batches
 from mini_iformer.models import InceptionMixer, create_model, model_config
 
 FLOOR_LOG = np.log(analysis.FLOOR)

@@ -71,7 +71,7 @@ def test_the_gpu_verification_script_is_valid_bash():
 _UNPACK = """
 import sys
 import numpy as np
-from mini_iformer.data.cifar import write_cifar_batches
+from mini_iformer.data.testing import write_cifar_batches
 rng = np.random.default_rng(0)
 write_cifar_batches(sys.argv[1], rng.integers(0, 256, (96, 32, 32, 3), dtype=np.uint8),
                     rng.integers(0, 10, 96), test_size=32)

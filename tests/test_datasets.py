@@ -28,7 +28,8 @@ from PIL import Image
 
 from mini_iformer.data import cifar as D
 from mini_iformer.data.base import DatasetError
-from mini_iformer.data.cifar import CIFAR10, CIFAR100, write_cifar_batches
+from mini_iformer.data.cifar import CIFAR10, CIFAR100
+from mini_iformer.data.testing import write_cifar_batches
 from mini_iformer.data.cifar_pickle import load_pickle
 from mini_iformer.data.image_folder import ImageFolder, imagenet_class_to_idx
 

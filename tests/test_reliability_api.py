@@ -38,7 +38,7 @@ import torch.nn.functional as TF
 import mini_iformer as mi
 import mini_iformer.functional as F
 from mini_iformer import autograd, backend, checkpoint, demo, nn, predict, validate
-from mini_iformer.data.cifar import write_cifar_batches
+from mini_iformer.data.testing import write_cifar_batches
 from mini_iformer.models import create_model
 from mini_iformer.nn import module as module_mod
 from conftest import _cupy_skip_reason  # the suite's own CuPy check

@@ -34,7 +34,8 @@ from PIL import Image, ImageFile
 
 from mini_iformer.data import cifar as D
 from mini_iformer.data.base import DatasetError
-from mini_iformer.data.cifar import CIFAR10, write_cifar_batches
+from mini_iformer.data.cifar import CIFAR10
+from mini_iformer.data.testing import write_cifar_batches
 from mini_iformer.data.cifar_pickle import load_pickle
 from mini_iformer.data.download import _md5
 from mini_iformer.data.image_folder import ImageFolder

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mini_iformer.data.cifar import write_cifar_batches
+from mini_iformer.data.testing import write_cifar_batches
 from mini_iformer.training import cli, load_training_state, runs
 
 ROOT = Path(__file__).resolve().parent.parent

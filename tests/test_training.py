@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 import mini_iformer as mi
-from mini_iformer.data.cifar import write_cifar_batches
+from mini_iformer.data.testing import write_cifar_batches
 from mini_iformer.training import cli, load_training_state, save_training_state
 
 ROOT = Path(__file__).resolve().parent.parent

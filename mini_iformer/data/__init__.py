@@ -8,20 +8,22 @@ is drawn: the property that makes an interrupted training run resumable exactly.
 The modules:
 
 * :mod:`~mini_iformer.data.base` - the dataset protocol and :class:`DatasetError`;
-* :mod:`~mini_iformer.data.cifar` - CIFAR-10/100: reading, downloading, writing the format;
+* :mod:`~mini_iformer.data.cifar` - CIFAR-10/100: reading and downloading;
 * :mod:`~mini_iformer.data.cifar_pickle` - the restricted reader of CIFAR's pickles;
 * :mod:`~mini_iformer.data.download` - safe download and extraction of archives;
 * :mod:`~mini_iformer.data.images` - reading one image file as 8-bit RGB (``read_image``);
 * :mod:`~mini_iformer.data.image_folder` - ``ImageFolder`` and the ImageNet class mapping;
 * :mod:`~mini_iformer.data.transforms` - the transforms, augmentation and ready-made pipelines;
-* :mod:`~mini_iformer.data.loader` - the ``DataLoader``.
+* :mod:`~mini_iformer.data.loader` - the ``DataLoader``;
+* :mod:`~mini_iformer.data.testing` - datasets written in the official formats, for tests and
+  lessons (``write_cifar_batches``).
 """
 
 from . import transforms
 from .base import DatasetError
-from .cifar import CIFAR10, CIFAR100, write_cifar_batches
+from .cifar import CIFAR10, CIFAR100
 from .image_folder import ImageFolder, imagenet_class_to_idx
 from .loader import DataLoader, SampleLoadError
 
 __all__ = ["transforms", "CIFAR10", "CIFAR100", "ImageFolder", "DatasetError",
-           "imagenet_class_to_idx", "write_cifar_batches", "DataLoader", "SampleLoadError"]
+           "imagenet_class_to_idx", "DataLoader", "SampleLoadError"]

@@ -25,7 +25,7 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
-__all__ = ["DatasetError"]
+__all__ = ["DatasetError", "Dataset", "PathLike", "Transform", "one_line", "os_reason"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 Transform = Callable[[Any, np.random.Generator], Any]
@@ -49,16 +49,16 @@ def _index(i: Any, n: int) -> int:
     return k + n if k < 0 else k
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """The message of ``exc`` on one line (Pillow and pickle messages may span several)."""
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _os_reason(exc: OSError) -> str:
-    return exc.strerror or _one_line(exc)
+def os_reason(exc: OSError) -> str:
+    return exc.strerror or one_line(exc)
 
 
-class _Dataset:
+class Dataset:
     """The shared part of the protocol: ``len``, ``get``, ``[]``, ``targets``, ``classes``."""
 
     transform: Transform | None

@@ -1,4 +1,4 @@
-"""CIFAR-10 and CIFAR-100 in the official python format: reading, downloading, writing.
+"""CIFAR-10 and CIFAR-100 in the official python format: reading and downloading.
 
 :class:`CIFAR10` and :class:`CIFAR100` read the official "python version" of the datasets from
 ``root``: the extracted folder (``cifar-10-batches-py/`` or ``cifar-100-python/``) if it is
@@ -16,8 +16,8 @@ that is not a dict; a batch without its ``data`` or label entry, with ``data`` t
 (N, 3072) uint8 array, or with labels that are not integers, not one per image, or outside the
 classes.
 
-:func:`write_cifar_batches` writes images and labels in the official format (optionally as the
-archive too): synthetic datasets for tests, or a re-export of your own images.
+:func:`mini_iformer.data.testing.write_cifar_batches` writes images and labels in this format,
+for tests and lessons.
 
 Example::
 
@@ -29,22 +29,18 @@ Example::
 
 from __future__ import annotations
 
-import io
-import shutil
-import tarfile
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
 
-from .base import DatasetError, PathLike, Transform, _Dataset, _os_reason
-from .cifar_pickle import _text, _write_p2, load_pickle
-from .download import _check_md5, _download, _safe_extract
+from .base import DatasetError, PathLike, Transform, Dataset, os_reason
+from .cifar_pickle import as_text, load_pickle
+from .download import check_md5, download_file, safe_extract
 
 __all__ = [
     "CIFAR10",
     "CIFAR100",
-    "write_cifar_batches",
     "CIFAR10_URL",
     "CIFAR10_ARCHIVE_MD5",
     "CIFAR10_MD5",
@@ -85,8 +81,8 @@ CIFAR100_MD5 = {
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
 
-_CIFAR_SIDE = 32
-_CIFAR_PIXELS = 3 * _CIFAR_SIDE * _CIFAR_SIDE  # 3072 bytes per image: the R, G and B planes
+CIFAR_SIDE = 32
+CIFAR_PIXELS = 3 * CIFAR_SIDE * CIFAR_SIDE  # 3072 bytes per image: the R, G and B planes
 
 
 class _CifarSpec(NamedTuple):
@@ -121,7 +117,7 @@ def _cifar100_spec() -> _CifarSpec:
     )
 
 
-class _CIFAR(_Dataset):
+class _CIFAR(Dataset):
     """CIFAR in the official python format; see :class:`CIFAR10`."""
 
     _spec: Callable[[], _CifarSpec]
@@ -144,13 +140,13 @@ class _CIFAR(_Dataset):
                 if not path.is_file():
                     raise DatasetError(f"{path}: not a file; {redo}")
                 if name in spec.md5:
-                    _check_md5(path, spec.md5[name], f"{spec.name} {name}")
+                    check_md5(path, spec.md5[name], f"{spec.name} {name}")
 
         meta = load_pickle(folder / spec.meta_file, redo)
         names = meta.get(spec.names_key)
         if not isinstance(names, list) or not names:
             raise DatasetError(f"{folder / spec.meta_file}: no {spec.names_key!r} list; {redo}")
-        self.classes = [_text(n) for n in names]
+        self.classes = [as_text(n) for n in names]
         self.class_to_idx = {n: i for i, n in enumerate(self.classes)}
 
         images, labels = [], []
@@ -161,7 +157,7 @@ class _CIFAR(_Dataset):
         data = np.concatenate(images) if len(images) > 1 else images[0]
         #: All images, (N, 32, 32, 3) uint8 in height-width-channel (RGB) order.
         self.data = np.ascontiguousarray(
-            data.reshape(-1, 3, _CIFAR_SIDE, _CIFAR_SIDE).transpose(0, 2, 3, 1))
+            data.reshape(-1, 3, CIFAR_SIDE, CIFAR_SIDE).transpose(0, 2, 3, 1))
         self.targets = np.concatenate(labels).astype(np.int64)
 
     def _prepare(self, spec: _CifarSpec, download: bool, verify: bool) -> Path:
@@ -181,11 +177,11 @@ class _CIFAR(_Dataset):
                 self.root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise DatasetError(f"{self.root}: cannot create the folder to download "
-                                   f"{spec.name} into ({_os_reason(exc)})") from exc
-            _download(spec.url, archive, spec.archive_md5, spec.folder)
+                                   f"{spec.name} into ({os_reason(exc)})") from exc
+            download_file(spec.url, archive, spec.archive_md5, spec.folder)
         elif verify:
-            _check_md5(archive, spec.archive_md5, f"{spec.name} archive")
-        _safe_extract(archive, self.root, spec.folder)
+            check_md5(archive, spec.archive_md5, f"{spec.name} archive")
+        safe_extract(archive, self.root, spec.folder)
         return folder
 
     @staticmethod
@@ -198,9 +194,9 @@ class _CIFAR(_Dataset):
                 keys = ", ".join(repr(k) for k in sorted(batch)) or "none"
                 raise DatasetError(f"{path}: no {key!r} entry (keys: {keys}); {redo}")
         data = batch["data"]
-        if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != _CIFAR_PIXELS:
+        if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != CIFAR_PIXELS:
             shape = getattr(data, "shape", type(data).__name__)
-            raise DatasetError(f"{path}: 'data' is {shape}, expected an (N, {_CIFAR_PIXELS}) "
+            raise DatasetError(f"{path}: 'data' is {shape}, expected an (N, {CIFAR_PIXELS}) "
                                f"array; {redo}")
         if data.dtype != np.uint8:
             raise DatasetError(f"{path}: 'data' has dtype {data.dtype}, expected uint8; {redo}")
@@ -256,108 +252,3 @@ class CIFAR100(_CIFAR):
     """
 
     _spec = staticmethod(_cifar100_spec)
-
-
-# --- writing the official format -----------------------------------------------------------------
-
-
-def write_cifar_batches(
-    root: PathLike,
-    images: np.ndarray,
-    labels: Sequence[int] | np.ndarray,
-    name: str = "cifar-10-batches-py",
-    batches: int = 5,
-    meta: Sequence[str] | None = None,
-    *,
-    test_size: int | None = None,
-    archive: bool = False,
-    keep_folder: bool = True,
-) -> Path:
-    """Write ``images`` and ``labels`` as a CIFAR dataset in the official python format.
-
-    ``images`` is (N, 32, 32, 3) uint8 (height, width, RGB), ``labels`` N class indices. The
-    last ``test_size`` samples (default ``N // 6``, the official 10,000 of 60,000) form the test
-    split, the others the training split.
-
-    ``name`` is the folder written under ``root``. ``"cifar-100-python"`` gives the CIFAR-100
-    layout (``train``, ``test`` and ``meta`` with ``fine_labels``/``fine_label_names``; the
-    coarse labels are written as ``label // 5``, placeholders); any other name the CIFAR-10
-    layout: ``data_batch_1`` .. ``data_batch_<batches>`` (the training split in ``batches``
-    near-equal parts), ``test_batch`` and ``batches.meta`` (``label_names``). Each file is a
-    protocol-2 pickle with Python 2 byte-string keys, ``b"data"`` a uint8 (n, 3072) array of
-    the R, G and B planes, exactly as the release. ``meta`` gives the class names (default: the
-    CIFAR-10 names, or ``class_000`` ... for CIFAR-100).
-
-    With ``archive=True`` the folder is also packed as ``root/<archive>.tar.gz``
-    (``cifar-10-python.tar.gz``, ``cifar-100-python.tar.gz``, else ``<name>.tar.gz``), and with
-    ``keep_folder=False`` only the archive is left. Returns the folder, or the archive when the
-    folder is not kept.
-    """
-    images = np.asarray(images)
-    y = np.asarray(labels).reshape(-1)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (32, 32, 3):
-        raise ValueError(f"images must be (N, 32, 32, 3) uint8, got {images.dtype} {images.shape}")
-    if y.shape[0] != images.shape[0] or (y.size and y.dtype.kind not in "iu"):
-        raise ValueError(f"need one integer label per image: {y.shape[0]} labels, "
-                         f"{images.shape[0]} images")
-    n = images.shape[0]
-    test_size = n // 6 if test_size is None else int(test_size)
-    if not 0 <= test_size <= n:
-        raise ValueError(f"test_size {test_size} outside 0..{n}")
-    cifar100 = name == "cifar-100-python"
-    if meta is None:
-        meta = [f"class_{i:03d}" for i in range(100)] if cifar100 else list(CIFAR10_CLASSES)
-    names = [str(m) for m in meta]
-    if y.size and (y.min() < 0 or y.max() >= len(names)):
-        raise ValueError(f"labels must lie in 0..{len(names) - 1}")
-    if not cifar100 and batches < 1:
-        raise ValueError(f"batches must be >= 1, got {batches}")
-
-    root = Path(root)
-    folder = root / name
-    folder.mkdir(parents=True, exist_ok=True)
-    planes = images.transpose(0, 3, 1, 2).reshape(n, _CIFAR_PIXELS)
-    split = n - test_size
-
-    def batch(label: str, idx: np.ndarray) -> dict[bytes, Any]:
-        out: dict[bytes, Any] = {b"batch_label": label.encode()}
-        if cifar100:
-            out[b"fine_labels"] = [int(v) for v in y[idx]]
-            out[b"coarse_labels"] = [int(v) // 5 for v in y[idx]]
-        else:
-            out[b"labels"] = [int(v) for v in y[idx]]
-        out[b"data"] = np.ascontiguousarray(planes[idx])
-        out[b"filenames"] = [f"image_{int(i):05d}.png".encode() for i in idx]
-        return out
-
-    train_idx, test_idx = np.arange(split), np.arange(split, n)
-    if cifar100:
-        _write_p2(folder / "train", batch("training batch 1 of 1", train_idx))
-        _write_p2(folder / "test", batch("testing batch 1 of 1", test_idx))
-        _write_p2(folder / "meta", {
-            b"fine_label_names": [s.encode() for s in names],
-            b"coarse_label_names": [f"superclass_{i:02d}".encode()
-                                    for i in range((len(names) + 4) // 5)],
-        })
-    else:
-        for b, part in enumerate(np.array_split(train_idx, batches), start=1):
-            _write_p2(folder / f"data_batch_{b}", batch(f"training batch {b} of {batches}", part))
-        _write_p2(folder / "test_batch", batch("testing batch 1 of 1", test_idx))
-        _write_p2(folder / "batches.meta", {
-            b"num_cases_per_batch": int(np.ceil(split / batches)) if split else 0,
-            b"label_names": [s.encode() for s in names],
-            b"num_vis": _CIFAR_PIXELS,
-        })
-    if not archive:
-        return folder
-    archive_name = {"cifar-10-batches-py": "cifar-10-python.tar.gz",
-                    "cifar-100-python": "cifar-100-python.tar.gz"}.get(name, f"{name}.tar.gz")
-    target = root / archive_name
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        tar.add(folder, arcname=name)
-    target.write_bytes(buffer.getvalue())
-    if keep_folder:
-        return folder
-    shutil.rmtree(folder)
-    return target

@@ -1,9 +1,9 @@
 """Fetching and unpacking dataset archives safely, and checking them against their MD5.
 
-:func:`_download` fetches a file through a ``.part`` file that is removed on any failure and
-renamed into place only once its MD5 matches; :func:`_safe_extract` extracts a ``.tar.gz``
+:func:`download_file` fetches a file through a ``.part`` file that is removed on any failure and
+renamed into place only once its MD5 matches; :func:`safe_extract` extracts a ``.tar.gz``
 atomically, refusing any member that is a link, a special file or a path outside its folder;
-:func:`_check_md5` compares a file with its published checksum. Every failure raises
+:func:`check_md5` compares a file with its published checksum. Every failure raises
 :class:`~mini_iformer.data.base.DatasetError` saying what to do.
 """
 
@@ -20,9 +20,9 @@ import urllib.request
 import zlib
 from pathlib import Path
 
-from .base import DatasetError, _os_reason
+from .base import DatasetError, os_reason
 
-__all__: list[str] = []
+__all__ = ["check_md5", "download_file", "safe_extract"]
 
 _CHUNK = 1 << 20
 _DOWNLOAD_TIMEOUT_S = 60
@@ -36,13 +36,13 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _check_md5(path: Path, expected: str, what: str) -> None:
+def check_md5(path: Path, expected: str, what: str) -> None:
     """Raise :class:`DatasetError` when the MD5 of ``path`` is not ``expected`` or it is unreadable."""
     try:
         actual = _md5(path)
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read the file to check its md5 "
-                           f"({_os_reason(exc)})") from exc
+                           f"({os_reason(exc)})") from exc
     if actual != expected:
         raise DatasetError(
             f"{path}: md5 {actual} does not match the official {what} (expected {expected}); "
@@ -51,7 +51,7 @@ def _check_md5(path: Path, expected: str, what: str) -> None:
         )
 
 
-def _safe_extract(archive: Path, root: Path, folder: str) -> None:
+def safe_extract(archive: Path, root: Path, folder: str) -> None:
     """Extract ``archive`` (a .tar.gz holding ``folder/``) into ``root``, atomically.
 
     Every member must be a regular file or a folder, with a relative path without ``..`` that
@@ -113,7 +113,7 @@ def _safe_extract(archive: Path, root: Path, folder: str) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _download(url: str, dest: Path, md5: str, folder: str) -> None:
+def download_file(url: str, dest: Path, md5: str, folder: str) -> None:
     """Fetch ``url`` to ``dest`` through ``dest.part``, checking ``md5`` before the rename.
 
     The partial file is removed on any failure, Ctrl-C included, so a half-finished download

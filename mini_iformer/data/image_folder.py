@@ -26,7 +26,7 @@ from PIL import Image
 
 from mini_iformer import imagenet
 
-from .base import DatasetError, PathLike, Transform, _Dataset, _os_reason
+from .base import DatasetError, PathLike, Transform, Dataset, os_reason
 from .images import read_image
 
 __all__ = ["ImageFolder", "IMG_EXTENSIONS", "imagenet_class_to_idx"]
@@ -36,7 +36,7 @@ IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".gif", ".tif
                   ".webp")
 
 
-class ImageFolder(_Dataset):
+class ImageFolder(Dataset):
     """Images in ``root/<class folder>/...``, read with Pillow and returned as RGB PIL images.
 
     * ``classes``: the sorted names of the sub-folders of ``root`` (hidden ones, starting with
@@ -113,7 +113,7 @@ def _class_folders(root: Path) -> list[str]:
         with os.scandir(root) as entries:
             return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
     except OSError as exc:
-        raise DatasetError(f"{root}: cannot list this folder ({_os_reason(exc)}); make it "
+        raise DatasetError(f"{root}: cannot list this folder ({os_reason(exc)}); make it "
                            f"readable") from exc
 
 
@@ -144,7 +144,7 @@ def _image_files(folder: Path, extensions: tuple[str, ...]) -> list[str]:
                         found.append(entry.path)
             pending.extend(sorted(subfolders, reverse=True))  # visited in sorted order
         except OSError as exc:
-            raise DatasetError(f"{current}: cannot list this folder ({_os_reason(exc)}); make "
+            raise DatasetError(f"{current}: cannot list this folder ({os_reason(exc)}); make "
                                f"it readable or remove it") from exc
     return sorted(found)
 
