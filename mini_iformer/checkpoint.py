@@ -25,24 +25,22 @@ Why the unpickler is restricted. A pickle is a small program for a stack machine
 GLOBAL and REDUCE instructions mean "import this name" and "call it with these arguments".
 ``pickle.load`` obeys any name: ``os.system``, ``builtins.eval``. Loading a stranger's
 ``.pth`` with plain pickle therefore runs whatever code they put in it. Here
-:meth:`_TensorUnpickler.find_class`, the only path from a file to a Python object, looks the
+the unpickler's ``find_class``, the only path from a file to a Python object, looks the
 name up in a table of the few that a tensor state dict uses (plus ``argparse.Namespace``, kept
 as an inert bag of values, because training scripts save their arguments next to the
 weights), each mapped to a NumPy implementation in this module; nothing is ever imported by
 name. Any other name is refused before it can be called, so nothing from the file runs. (The
 instructions are also read once without running them, so a name written out in a GLOBAL
 instruction, as ``torch.save`` writes them, is refused before any object is built at all.)
+The unpickler itself, shared with the CIFAR reader, is :mod:`mini_iformer.safe_pickle`.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import io
 import math
 import os
-import pickle
-import pickletools
 import secrets
 import stat
 import zipfile
@@ -51,7 +49,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from . import backend
+from . import backend, safe_pickle
 
 __all__ = ["CheckpointError", "save", "load", "load_weights"]
 
@@ -236,39 +234,22 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
 }
 
 
-def _lookup(module: str, name: str) -> Any:
-    """What ``module.name`` stands for here, or a refusal naming it."""
-    if (module, name) in ALLOWED_GLOBALS:
-        return ALLOWED_GLOBALS[(module, name)]
+def _refusal(module: str, name: str) -> _Reason:
+    """Why ``module.name``, which is not in ``ALLOWED_GLOBALS``, is refused."""
     if module == "torch" and name.startswith(("float8", "float4")):
-        raise _Reason(f"a tensor has dtype torch.{name}, which NumPy cannot represent")
-    raise _Reason(f"refused: the pickle asks for {module}.{name}, which is not allowed in a "
-                  "tensor checkpoint; nothing from the file was executed")
+        return _Reason(f"a tensor has dtype torch.{name}, which NumPy cannot represent")
+    return _Reason(f"refused: the pickle asks for {module}.{name}, which is not allowed in a "
+                   "tensor checkpoint; nothing from the file was executed")
 
 
-def _scan(data: bytes) -> None:
-    """Walk the pickle's instructions without running any (pickletools only parses them).
+class _Storages:
+    """The storages data.pkl refers to by persistent id, read from the zip on first use."""
 
-    Every GLOBAL is looked up before anything is built, and a damaged or hostile length field
-    (a byte string of 2**60 bytes) is caught here, before the unpickler would allocate it.
-    """
-    for opcode, arg, _ in pickletools.genops(data):
-        if opcode.name in ("GLOBAL", "INST"):
-            _lookup(*arg.split(" ", 1))
-
-
-class _TensorUnpickler(pickle.Unpickler):
-    """Reads data.pkl knowing only the names in ``ALLOWED_GLOBALS``; storages come from the zip."""
-
-    def __init__(self, data: bytes, archive: zipfile.ZipFile, prefix: str, big_endian: bool):
-        super().__init__(io.BytesIO(data))
+    def __init__(self, archive: zipfile.ZipFile, prefix: str, big_endian: bool):
         self.archive, self.prefix, self.big_endian = archive, prefix, big_endian
         self.storages: dict[str, _Storage] = {}
 
-    def find_class(self, module: str, name: str) -> Any:
-        return _lookup(module, name)
-
-    def persistent_load(self, pid: Any) -> _Storage:
+    def load(self, pid: Any) -> _Storage:
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
             raise _Reason(f"unexpected persistent id {pid!r:.80} (expected a storage)")
         _, dtype, key, _location, numel = pid  # the location (cpu, cuda:0) does not matter here
@@ -303,9 +284,9 @@ def _read_torch(archive: zipfile.ZipFile, pkl_name: str) -> Any:
     if order not in (b"little", b"big"):
         raise _Reason(f"unknown byte order {order[:20]!r} (expected 'little' or 'big')")
     data = _read_member(archive, pkl_name, pkl_name)
+    storages = _Storages(archive, prefix, order == b"big")
     try:
-        _scan(data)
-        return _TensorUnpickler(data, archive, prefix, order == b"big").load()
+        return safe_pickle.load(data, ALLOWED_GLOBALS, _refusal, persistent_load=storages.load)
     except _Reason:
         raise
     except Exception as exc:  # damaged pickle bytes can make the unpickler raise almost anything
