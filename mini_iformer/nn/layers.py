@@ -16,6 +16,7 @@ import numpy as np
 from .. import functional as F
 from .. import random
 from ..autograd import Tensor, float32
+from ..ops.args import pair
 from . import init
 from .module import Module, Parameter
 
@@ -29,10 +30,6 @@ def _positive_int(value: Any, name: str, layer: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")
     return int(value)
-
-
-def _pair(value: Any) -> tuple[int, int]:
-    return (value, value) if isinstance(value, numbers.Integral) else tuple(value)  # type: ignore
 
 
 def _check_input(x: Any, layer: str, empty_ok: bool = True) -> None:
@@ -99,8 +96,10 @@ class Conv2d(Module):
                 f"Conv2d: in_channels={in_channels} and out_channels={out_channels} must both be "
                 f"divisible by groups={groups}"
             )
-        self.kernel_size = _pair(kernel_size)
-        self.stride, self.padding, self.dilation = _pair(stride), _pair(padding), _pair(dilation)
+        self.kernel_size = pair(kernel_size, "kernel_size", "Conv2d")
+        self.stride, self.padding, self.dilation = (
+            pair(stride, "stride", "Conv2d"), pair(padding, "padding", "Conv2d"),
+            pair(dilation, "dilation", "Conv2d"))
         self.weight = _empty(out_channels, in_channels // groups, *self.kernel_size)
         self.register_parameter("bias", _empty(out_channels) if bias else None)
         init.default_uniform_(self.weight, self.bias)

@@ -60,3 +60,27 @@ def check_probability(p: Any, name: str, op: str) -> float:
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"{op}: {name} has to be between 0 and 1, but got {p}")
     return float(p)
+
+
+def pair(value: Any, name: str, op: str, error: type[Exception] = TypeError, *,
+         minimum: int | None = None) -> tuple[int, int]:
+    """An int, or a sequence of one or two ints, as a (rows, cols) pair: PyTorch's rule for
+    kernel sizes, strides, paddings and image sizes, one normaliser for every op, layer and
+    transform.
+
+    A sequence of another length raises ``error`` (PyTorch's pools say ValueError, ``conv2d``
+    TypeError); anything that is not an int raises ``TypeError``; with ``minimum``, a smaller
+    value raises ``ValueError``. Every message names ``op`` and ``name``.
+    """
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    if len(items) not in (1, 2):
+        raise error(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    try:
+        if any(isinstance(v, bool) for v in items):
+            raise TypeError
+        ints = tuple(operator.index(v) for v in items)
+    except TypeError:
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}") from None
+    if minimum is not None and min(ints) < minimum:
+        raise ValueError(f"{op}: {name} must be at least {minimum}, got {value!r}")
+    return ints[0], ints[-1]

@@ -41,9 +41,10 @@ from typing import Any
 from .. import backend
 from ..autograd import Tensor, as_tensor, register_op
 from . import conv_cuda, conv_depthwise, conv_im2col
+from .args import pair
 from .registry import Dispatch, Implementation, register
 from .shape import reshape
-from .window import Window, pair
+from .window import Window
 
 __all__ = ["conv2d", "conv2d_kind", "conv2d_window", "conv2d_forward", "conv2d_backward"]
 

@@ -27,10 +27,10 @@ import numpy as np
 from .. import backend
 from ..autograd import Tensor, as_tensor, register_op
 from . import pool_cuda, pool_fast
-from .args import check_bool
+from .args import check_bool, pair
 from .registry import Dispatch, Implementation, register
 from .shape import squeeze, unsqueeze
-from .window import Window, lowest, output_size, pair
+from .window import Window, lowest, output_size
 
 __all__ = ["max_pool2d", "avg_pool2d", "max_pool2d_forward", "max_pool2d_backward",
            "avg_pool2d_forward", "avg_pool2d_backward"]

@@ -17,7 +17,6 @@ kh*kw slices: forward reads them, backward adds into them.
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,25 +24,9 @@ import numpy as np
 
 from .. import backend
 
-__all__ = ["Window", "output_size", "pair", "block_sums", "lowest"]
+__all__ = ["Window", "output_size", "block_sums", "lowest"]
 
 Pair = tuple[int, int]
-
-
-def pair(value: Any, name: str, op: str, error: type[Exception] = TypeError) -> Pair:
-    """An int, or a sequence of one or two ints, as a (rows, cols) pair, PyTorch's rule.
-    ``error`` is what a sequence of the wrong length raises; anything not an int raises
-    ``TypeError``."""
-    items = tuple(value) if isinstance(value, (tuple, list)) else (value,)
-    if len(items) not in (1, 2):
-        raise error(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    try:
-        if any(isinstance(v, bool) for v in items):
-            raise TypeError
-        ints = tuple(operator.index(v) for v in items)
-    except TypeError:
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}") from None
-    return ints[0], ints[-1]
 
 
 def lowest(dtype: Any) -> Any:

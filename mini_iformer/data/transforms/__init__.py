@@ -53,10 +53,24 @@ from mini_iformer.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 from .arrays import Normalize, RandomErasing, ToArray
 from .mixup import MixupCutmix
-from .pil import CenterCrop, ColorJitter, RandomCrop, RandomHorizontalFlip, RandomResizedCrop, Resize
+from .pil import (
+    CenterCrop,
+    ColorJitter,
+    RandomCrop,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    Resize,
+)
 from .pipelines import (
-    CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, Compose, cifar_eval_transform,
-    cifar_train_transform, eval_transform_for, train_transform_for,
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    CIFAR100_MEAN,
+    CIFAR100_STD,
+    Compose,
+    cifar_eval_transform,
+    cifar_train_transform,
+    eval_transform_for,
+    train_transform_for,
 )
 from .randaugment import RAND_INCREASING_OPS, RandAugment
 

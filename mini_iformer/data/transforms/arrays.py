@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .pil import ImageLike, _check_rng, _to_array
+from .common import ImageLike, check_rng, to_array
 
 __all__ = ["ToArray", "Normalize", "RandomErasing"]
 
@@ -21,7 +21,7 @@ class ToArray:
     """A PIL image or uint8 (H, W[, C]) array as a (C, H, W) float32 array scaled to [0, 1]."""
 
     def __call__(self, img: ImageLike, rng: np.random.Generator | None = None) -> np.ndarray:
-        arr = _to_array(img, "ToArray")
+        arr = to_array(img, "ToArray")
         if arr.ndim == 2:
             arr = arr[:, :, None]
         out = arr.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
@@ -110,7 +110,7 @@ class RandomErasing:
         return None
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        _check_rng(rng, "RandomErasing")
+        check_rng(rng, "RandomErasing")
         if not isinstance(x, np.ndarray) or x.ndim != 3 or x.dtype.kind != "f":
             raise TypeError(
                 "RandomErasing takes a (C, H, W) float array (after ToArray/Normalize), got "

@@ -13,7 +13,7 @@ import numpy as np
 
 from mini_iformer import backend
 
-from .pil import _check_rng
+from .common import check_rng
 
 __all__ = ["MixupCutmix"]
 
@@ -100,7 +100,7 @@ class MixupCutmix:
         return out
 
     def __call__(self, x: Any, y: Any, rng: np.random.Generator) -> tuple[Any, Any]:
-        _check_rng(rng, "MixupCutmix")
+        check_rng(rng, "MixupCutmix")
         name = backend.array_backend(x)
         if name is None:
             x = np.asarray(x)

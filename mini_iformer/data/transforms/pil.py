@@ -2,18 +2,22 @@
 
 Each takes a PIL image or an ``(H, W, C)`` / ``(H, W)`` uint8 NumPy array and returns the same
 kind: :class:`RandomCrop`, :class:`RandomResizedCrop`, :class:`RandomHorizontalFlip`,
-:class:`Resize`, :class:`CenterCrop` and :class:`ColorJitter`. The helpers that convert
-between the two kinds of image, check the ``rng`` argument and name the interpolations live
-here too; the other transform modules import them.
+:class:`Resize`, :class:`CenterCrop` and :class:`ColorJitter`. The helpers they share
+with the other transform families are in :mod:`.common`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence, Union
+from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageEnhance
+
+from .common import (
+    INTERPOLATIONS, ImageLike, check_interpolation, check_rng, from_array, image_size, like,
+    resampling, rgb_or_l, size_pair, to_array, to_pil,
+)
 
 __all__ = [
     "RandomCrop",
@@ -23,122 +27,6 @@ __all__ = [
     "CenterCrop",
     "ColorJitter",
 ]
-
-ImageLike = Union[Image.Image, np.ndarray]
-
-_INTERPOLATIONS = {
-    "nearest": Image.Resampling.NEAREST,
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
-    "lanczos": Image.Resampling.LANCZOS,
-    "box": Image.Resampling.BOX,
-    "hamming": Image.Resampling.HAMMING,
-}
-# The pair "random" chooses from, for the resized crop and the geometric RandAugment ops.
-_RANDOM_INTERPOLATIONS = (Image.Resampling.BILINEAR, Image.Resampling.BICUBIC)
-
-
-# --- helpers -----------------------------------------------------------------------------------
-
-
-def _check_rng(rng: Any, who: str) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            f"{who} is random and needs a numpy.random.Generator as its rng argument, "
-            f"got {type(rng).__name__}"
-        )
-    return rng
-
-
-def _pair(size: Any, name: str = "size") -> tuple[int, int]:
-    """``size`` as ``(height, width)``: an int means a square."""
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        size = (int(size), int(size))
-    try:
-        h, w = (int(s) for s in size)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an int or a (height, width) pair, got {size!r}") from None
-    if h < 1 or w < 1:
-        raise ValueError(f"{name} must be positive, got {size!r}")
-    return h, w
-
-
-def _interpolation(name: str, allow_random: bool = False) -> str:
-    choices = tuple(_INTERPOLATIONS) + (("random",) if allow_random else ())
-    if name not in choices:
-        raise ValueError(f"unknown interpolation {name!r}: choose one of {', '.join(choices)}")
-    return name
-
-
-def _resample(name: str, rng: np.random.Generator | None) -> Image.Resampling:
-    if name == "random":
-        return _RANDOM_INTERPOLATIONS[int(rng.integers(len(_RANDOM_INTERPOLATIONS)))]
-    return _INTERPOLATIONS[name]
-
-
-def _check_image_array(img: np.ndarray, who: str) -> None:
-    if img.dtype != np.uint8 or img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)):
-        raise TypeError(
-            f"{who} takes a PIL image or an (H, W) / (H, W, C) uint8 array with C in 1, 3, 4; "
-            f"got a {img.dtype} array of shape {img.shape}"
-        )
-
-
-def _to_pil(img: ImageLike, who: str) -> Image.Image:
-    """``img`` as a PIL image (arrays: (H, W, 1) becomes mode L)."""
-    if isinstance(img, Image.Image):
-        return img
-    if isinstance(img, np.ndarray):
-        _check_image_array(img, who)
-        if img.ndim == 3 and img.shape[2] == 1:
-            img = img[:, :, 0]
-        return Image.fromarray(np.ascontiguousarray(img))
-    raise TypeError(f"{who} takes a PIL image or a uint8 NumPy array, got {type(img).__name__}")
-
-
-def _like(original: ImageLike, pil: Image.Image) -> ImageLike:
-    """``pil`` returned in the kind (PIL or array, same layout) of ``original``."""
-    if isinstance(original, Image.Image):
-        return pil
-    out = np.asarray(pil, dtype=np.uint8)
-    if original.ndim == 3 and out.ndim == 2:
-        out = out[:, :, None]
-    return np.array(out)  # a writable copy, never a view of Pillow's buffer
-
-
-def _to_array(img: ImageLike, who: str) -> np.ndarray:
-    """``img`` as a uint8 (H, W) or (H, W, C) array (PIL images other than L/RGB/RGBA -> RGB)."""
-    if isinstance(img, Image.Image):
-        if img.mode not in ("L", "RGB", "RGBA"):
-            img = img.convert("RGB")
-        return np.asarray(img)
-    if isinstance(img, np.ndarray):
-        _check_image_array(img, who)
-        return img
-    raise TypeError(f"{who} takes a PIL image or a uint8 NumPy array, got {type(img).__name__}")
-
-
-def _from_array(original: ImageLike, arr: np.ndarray) -> ImageLike:
-    """``arr`` (uint8) in the kind of ``original``."""
-    if isinstance(original, Image.Image):
-        return Image.fromarray(np.ascontiguousarray(arr))
-    return np.ascontiguousarray(arr)
-
-
-def _image_size(img: ImageLike) -> tuple[int, int]:
-    """(width, height)."""
-    if isinstance(img, Image.Image):
-        return img.size
-    return int(img.shape[1]), int(img.shape[0])
-
-
-def _rgb_or_l(img: Image.Image, who: str) -> Image.Image:
-    if img.mode not in ("L", "RGB"):
-        if img.mode in ("P", "PA", "RGBA", "LA", "CMYK", "YCbCr"):
-            return img.convert("RGB")
-        raise ValueError(f"{who} works on L or RGB images, got mode {img.mode!r}")
-    return img
-
 
 # --- geometry ----------------------------------------------------------------------------------
 
@@ -152,7 +40,7 @@ class RandomCrop:
     """
 
     def __init__(self, size: int | Sequence[int], padding: int = 0, fill: int | Sequence[int] = 0):
-        self.size = _pair(size)
+        self.size = size_pair(size, "size", "RandomCrop")
         if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or padding < 0:
             raise ValueError(f"RandomCrop: padding must be a non-negative int, got {padding!r}")
         self.padding = int(padding)
@@ -172,8 +60,8 @@ class RandomCrop:
         return top, left
 
     def __call__(self, img: ImageLike, rng: np.random.Generator) -> ImageLike:
-        _check_rng(rng, "RandomCrop")
-        arr = _to_array(img, "RandomCrop")
+        check_rng(rng, "RandomCrop")
+        arr = to_array(img, "RandomCrop")
         top, left = self.offsets(arr.shape[0], arr.shape[1], rng)
         p = self.padding
         if p:
@@ -187,7 +75,7 @@ class RandomCrop:
             padded[p : p + arr.shape[0], p : p + arr.shape[1]] = arr
             arr = padded
         h, w = self.size
-        return _from_array(img, arr[top : top + h, left : left + w])
+        return from_array(img, arr[top : top + h, left : left + w])
 
     def __repr__(self) -> str:
         return f"RandomCrop(size={self.size}, padding={self.padding}, fill={self.fill!r})"
@@ -211,14 +99,14 @@ class RandomResizedCrop:
         ratio: Sequence[float] = (3.0 / 4.0, 4.0 / 3.0),
         interpolation: str = "bicubic",
     ):
-        self.size = _pair(size)
+        self.size = size_pair(size, "size", "RandomResizedCrop")
         self.scale = (float(scale[0]), float(scale[1]))
         self.ratio = (float(ratio[0]), float(ratio[1]))
         if not 0.0 < self.scale[0] <= self.scale[1]:
             raise ValueError(f"RandomResizedCrop: need 0 < scale[0] <= scale[1], got {scale!r}")
         if not 0.0 < self.ratio[0] <= self.ratio[1]:
             raise ValueError(f"RandomResizedCrop: need 0 < ratio[0] <= ratio[1], got {ratio!r}")
-        self.interpolation = _interpolation(interpolation, allow_random=True)
+        self.interpolation = check_interpolation(interpolation, allow_random=True)
 
     def get_params(self, width: int, height: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
         """The box ``(top, left, box_height, box_width)`` for a ``width`` x ``height`` image."""
@@ -245,13 +133,13 @@ class RandomResizedCrop:
         return (height - h) // 2, (width - w) // 2, h, w
 
     def __call__(self, img: ImageLike, rng: np.random.Generator) -> ImageLike:
-        _check_rng(rng, "RandomResizedCrop")
-        pil = _to_pil(img, "RandomResizedCrop")
+        check_rng(rng, "RandomResizedCrop")
+        pil = to_pil(img, "RandomResizedCrop")
         top, left, h, w = self.get_params(pil.size[0], pil.size[1], rng)
-        resample = _resample(self.interpolation, rng)
+        resample = resampling(self.interpolation, rng)
         out_h, out_w = self.size
         crop = pil.crop((left, top, left + w, top + h))
-        return _like(img, crop.resize((out_w, out_h), resample))
+        return like(img, crop.resize((out_w, out_h), resample))
 
     def __repr__(self) -> str:
         return (
@@ -269,12 +157,12 @@ class RandomHorizontalFlip:
         self.p = float(p)
 
     def __call__(self, img: ImageLike, rng: np.random.Generator) -> ImageLike:
-        _check_rng(rng, "RandomHorizontalFlip")
+        check_rng(rng, "RandomHorizontalFlip")
         if rng.random() >= self.p:
             return img
         if isinstance(img, Image.Image):
             return img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        arr = _to_array(img, "RandomHorizontalFlip")
+        arr = to_array(img, "RandomHorizontalFlip")
         return np.ascontiguousarray(arr[:, ::-1])
 
     def __repr__(self) -> str:
@@ -292,8 +180,8 @@ class Resize:
                 raise ValueError(f"Resize: size must be positive, got {size!r}")
             self.size: int | tuple[int, int] = int(size)
         else:
-            self.size = _pair(size)
-        self.interpolation = _interpolation(interpolation)
+            self.size = size_pair(size, "size", "Resize")
+        self.interpolation = check_interpolation(interpolation)
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:
         """The (width, height) an image of ``width`` x ``height`` is resized to."""
@@ -305,11 +193,11 @@ class Resize:
         return int(short * width / height), short
 
     def __call__(self, img: ImageLike, rng: np.random.Generator | None = None) -> ImageLike:
-        pil = _to_pil(img, "Resize")
+        pil = to_pil(img, "Resize")
         new_size = self.output_size(*pil.size)
         if new_size == pil.size:
             return img
-        return _like(img, pil.resize(new_size, _INTERPOLATIONS[self.interpolation]))
+        return like(img, pil.resize(new_size, INTERPOLATIONS[self.interpolation]))
 
     def __repr__(self) -> str:
         return f"Resize(size={self.size}, interpolation={self.interpolation!r})"
@@ -319,12 +207,12 @@ class CenterCrop:
     """The central ``size`` window; offsets ``round((H - h) / 2)``, ``round((W - w) / 2)``."""
 
     def __init__(self, size: int | Sequence[int]):
-        self.size = _pair(size)
+        self.size = size_pair(size, "size", "CenterCrop")
 
     def __call__(self, img: ImageLike, rng: np.random.Generator | None = None) -> ImageLike:
         if not isinstance(img, Image.Image):
-            img = _to_array(img, "CenterCrop")
-        width, height = _image_size(img)
+            img = to_array(img, "CenterCrop")
+        width, height = image_size(img)
         h, w = self.size
         if width < w or height < h:
             raise ValueError(f"CenterCrop: cannot crop {h}x{w} from a {height}x{width} image")
@@ -371,8 +259,8 @@ class ColorJitter:
         return Image.merge("HSV", (Image.fromarray(np_h, "L"), s, v)).convert("RGB")
 
     def __call__(self, img: ImageLike, rng: np.random.Generator) -> ImageLike:
-        _check_rng(rng, "ColorJitter")
-        pil = _rgb_or_l(_to_pil(img, "ColorJitter"), "ColorJitter")
+        check_rng(rng, "ColorJitter")
+        pil = rgb_or_l(to_pil(img, "ColorJitter"), "ColorJitter")
         order = rng.permutation(4)
         factors = [
             rng.uniform(max(0.0, 1.0 - v), 1.0 + v) if v > 0 else None
@@ -385,7 +273,7 @@ class ColorJitter:
                 pil = enhancers[k](pil).enhance(factors[k])
             elif k == 3 and hue_factor is not None:
                 pil = self._shift_hue(pil, hue_factor)
-        return _like(img, pil)
+        return like(img, pil)
 
     def __repr__(self) -> str:
         return (

@@ -16,8 +16,14 @@ import numpy as np
 from mini_iformer.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 from .arrays import Normalize, RandomErasing, ToArray
+from .common import size_pair
 from .pil import (
-    CenterCrop, ColorJitter, RandomCrop, RandomHorizontalFlip, RandomResizedCrop, Resize, _pair,
+    CenterCrop,
+    ColorJitter,
+    RandomCrop,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    Resize,
 )
 from .randaugment import RandAugment
 
@@ -105,7 +111,7 @@ def eval_transform_for(
     :func:`mini_iformer.imagenet.eval_transform` for RGB images (timm's default is 0.875)."""
     if not 0.0 < crop_pct <= 1.0:
         raise ValueError(f"eval_transform_for: crop_pct must be in (0, 1], got {crop_pct!r}")
-    h, w = _pair(img_size, "img_size")
+    h, w = size_pair(img_size, "img_size", "eval_transform_for")
     if h != w:
         raise ValueError(f"eval_transform_for: img_size must be square, got {img_size!r}")
     return Compose(

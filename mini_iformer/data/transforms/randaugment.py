@@ -12,7 +12,9 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
-from .pil import ImageLike, _check_rng, _interpolation, _like, _resample, _rgb_or_l, _to_pil
+from .common import (
+    ImageLike, check_interpolation, check_rng, like, resampling, rgb_or_l, to_pil,
+)
 
 __all__ = ["RAND_INCREASING_OPS", "RandAugment"]
 
@@ -136,7 +138,7 @@ class RandAugment:
         self.increasing = True
         self.prob = float(prob)
         self.fill = fill
-        self.interpolation = _interpolation(interpolation, allow_random=True)
+        self.interpolation = check_interpolation(interpolation, allow_random=True)
         self.translate_pct = float(translate_pct)
 
     # -- parameters --------------------------------------------------------------------------
@@ -184,9 +186,9 @@ class RandAugment:
 
         ``rng`` supplies the sign of the signed operations and the "random" interpolation.
         """
-        _check_rng(rng, "RandAugment")
-        pil = _rgb_or_l(_to_pil(img, "RandAugment"), "RandAugment")
-        return _like(img, self._apply_pil(op, pil, magnitude, rng))
+        check_rng(rng, "RandAugment")
+        pil = rgb_or_l(to_pil(img, "RandAugment"), "RandAugment")
+        return like(img, self._apply_pil(op, pil, magnitude, rng))
 
     def _apply_pil(self, op: str, img: Image.Image, magnitude: float, rng: np.random.Generator) -> Image.Image:
         arg = self.level_to_arg(op, magnitude)
@@ -207,7 +209,7 @@ class RandAugment:
         if op in _ENHANCERS:
             return _ENHANCERS[op](img).enhance(max(0.1, 1.0 + arg))
         # geometric
-        resample = _resample(self.interpolation, rng)
+        resample = resampling(self.interpolation, rng)
         fill = self._fill_for(img)
         if op == "Rotate":
             return img.rotate(arg, resample=resample, fillcolor=fill)
@@ -224,14 +226,14 @@ class RandAugment:
     # -- the whole policy --------------------------------------------------------------------
 
     def __call__(self, img: ImageLike, rng: np.random.Generator) -> ImageLike:
-        _check_rng(rng, "RandAugment")
-        pil = _rgb_or_l(_to_pil(img, "RandAugment"), "RandAugment")
+        check_rng(rng, "RandAugment")
+        pil = rgb_or_l(to_pil(img, "RandAugment"), "RandAugment")
         chosen = rng.integers(0, len(self.ops), size=self.num_ops)
         for k in chosen:
             if rng.random() >= self.prob:
                 continue
             pil = self._apply_pil(self.ops[int(k)], pil, self.sample_magnitude(rng), rng)
-        return _like(img, pil)
+        return like(img, pil)
 
     def __repr__(self) -> str:
         return (
