@@ -34,7 +34,7 @@ from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
 
-from .base import DatasetError, PathLike, Transform, Dataset, os_reason
+from .base import Dataset, DatasetError, PathLike, Transform, os_reason
 from .cifar_pickle import as_text, load_pickle
 from .download import check_md5, download_file, safe_extract
 

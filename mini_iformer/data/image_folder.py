@@ -26,7 +26,7 @@ from PIL import Image
 
 from mini_iformer import imagenet
 
-from .base import DatasetError, PathLike, Transform, Dataset, os_reason
+from .base import Dataset, DatasetError, PathLike, Transform, os_reason
 from .images import read_image
 
 __all__ = ["ImageFolder", "IMG_EXTENSIONS", "imagenet_class_to_idx"]
