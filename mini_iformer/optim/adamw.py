@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from ..autograd import Tensor
-from .optimizer import Optimizer, _check_lr, _check_weight_decay, _real, _xp_of
+from .optimizer import Optimizer, check_lr, check_weight_decay, real, xp_of
 
 __all__ = ["AdamW"]
 
@@ -53,23 +53,23 @@ class AdamW(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> dict[str, Any]:
         group = dict(group)
-        group["lr"] = _check_lr(group["lr"])
-        group["weight_decay"] = _check_weight_decay(group["weight_decay"])
+        group["lr"] = check_lr(group["lr"])
+        group["weight_decay"] = check_weight_decay(group["weight_decay"])
         betas = group["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair of numbers, got {betas!r}")
-        betas = tuple(_real(b, "betas[{}]".format(i)) for i, b in enumerate(betas))
+        betas = tuple(real(b, "betas[{}]".format(i)) for i, b in enumerate(betas))
         for i, b in enumerate(betas):
             if not 0.0 <= b < 1.0:
                 raise ValueError(f"invalid beta parameter at index {i}: {b} (it must be in [0, 1))")
-        eps = _real(group["eps"], "eps")
+        eps = real(group["eps"], "eps")
         if not eps > 0.0 or math.isinf(eps):
             raise ValueError(f"invalid eps={eps}: it must be a finite number > 0")
         group.update(betas=betas, eps=eps)
         return group
 
     def _update(self, p: Tensor, grad: Any, group: dict[str, Any]) -> None:
-        xp = _xp_of(p.data)
+        xp = xp_of(p.data)
         data = p.data
         state = self.state.get(p)
         if state is None:

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Tensor
-from .optimizer import _real, _xp_of
+from .optimizer import real, xp_of
 
 __all__ = ["clip_grad_norm_"]
 
@@ -41,8 +41,8 @@ def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0) ->
     """
     if isinstance(parameters, Tensor):
         parameters = [parameters]
-    max_norm = _real(max_norm, "max_norm")
-    norm_type = _real(norm_type, "norm_type")
+    max_norm = real(max_norm, "max_norm")
+    norm_type = real(norm_type, "norm_type")
     if not max_norm >= 0.0:
         raise ValueError(f"clip_grad_norm_: max_norm must be >= 0, got {max_norm}")
     if not norm_type > 0.0:
@@ -51,7 +51,7 @@ def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0) ->
     arrays = [g.data if isinstance(g, Tensor) else g for g in grads if g.size]
     if not arrays:
         return Tensor(backend.get_xp().zeros((), np.float64))
-    xp = _xp_of(arrays[0])
+    xp = xp_of(arrays[0])
     parts = []  # one partial result per gradient, on its device
     for a in arrays:
         if math.isinf(norm_type):

@@ -22,7 +22,8 @@ model, and :func:`~mini_iformer.optim.clip_grad_norm_` rescales gradients before
 An optimiser's :meth:`Optimizer.state_dict` has PyTorch's layout with plain values (host NumPy
 arrays, ints, floats, lists, dicts), so it can be written to an ``.npz``/JSON checkpoint and
 read back with :meth:`Optimizer.load_state_dict`. The hyper-parameter checks shared by the
-optimisers (``_check_lr``, ``_check_weight_decay``, ``_real``) live here too.
+optimisers (``check_lr``, ``check_weight_decay``, ``real``) live here too, with
+``xp_of``, the array module of a parameter.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ import numpy as np
 from .. import backend
 from ..autograd import Tensor
 
-__all__ = ["Optimizer"]
+__all__ = ["Optimizer", "check_lr", "check_weight_decay", "real", "xp_of"]
 
 
-def _xp_of(array: Any) -> Any:
+def xp_of(array: Any) -> Any:
     """The array module (numpy or cupy) that owns ``array``."""
     return backend.module_of(backend.array_backend(array) or "numpy")
 
@@ -53,7 +54,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _real(value: Any, what: str) -> float:
+def real(value: Any, what: str) -> float:
     """``value`` as a Python float; TypeError for anything that is not a real number."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{what} must be a real number, got {value!r}")
@@ -338,7 +339,7 @@ class Optimizer:
                              + "\n  ".join(problems))
 
         for p, values in new_state.items():
-            xp = _xp_of(p.data)
+            xp = xp_of(p.data)
             target = backend.array_backend(p.data)
             for k in self._state_arrays:
                 v = values[k]
@@ -357,15 +358,15 @@ class Optimizer:
         return "\n".join(lines) + "\n)"
 
 
-def _check_lr(lr: Any) -> float:
-    lr = _real(lr, "lr")
+def check_lr(lr: Any) -> float:
+    lr = real(lr, "lr")
     if not lr >= 0.0 or math.isinf(lr):
         raise ValueError(f"invalid learning rate lr={lr}: it must be a finite number >= 0")
     return lr
 
 
-def _check_weight_decay(weight_decay: Any) -> float:
-    weight_decay = _real(weight_decay, "weight_decay")
+def check_weight_decay(weight_decay: Any) -> float:
+    weight_decay = real(weight_decay, "weight_decay")
     if not weight_decay >= 0.0 or math.isinf(weight_decay):
         raise ValueError(f"invalid weight_decay={weight_decay}: it must be a finite number >= 0")
     return weight_decay

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .optimizer import _check_weight_decay
+from .optimizer import check_weight_decay
 
 __all__ = ["param_groups_weight_decay"]
 
@@ -23,7 +23,7 @@ def param_groups_weight_decay(model: Any, weight_decay: float = 1e-5,
     Returns ``[{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay":
     weight_decay}]`` (either list may be empty), ready for :class:`AdamW`.
     """
-    weight_decay = _check_weight_decay(weight_decay)
+    weight_decay = check_weight_decay(weight_decay)
     if isinstance(skip_list, str):
         skip_list = (skip_list,)
     skip = set(skip_list)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd import Tensor
-from .optimizer import Optimizer, _check_lr, _check_weight_decay, _real, _xp_of
+from .optimizer import Optimizer, check_lr, check_weight_decay, real, xp_of
 
 __all__ = ["SGD"]
 
@@ -53,12 +53,12 @@ class SGD(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> dict[str, Any]:
         group = dict(group)
-        group["lr"] = _check_lr(group["lr"])
-        group["weight_decay"] = _check_weight_decay(group["weight_decay"])
-        momentum = _real(group["momentum"], "momentum")
+        group["lr"] = check_lr(group["lr"])
+        group["weight_decay"] = check_weight_decay(group["weight_decay"])
+        momentum = real(group["momentum"], "momentum")
         if not momentum >= 0.0 or math.isinf(momentum):
             raise ValueError(f"invalid momentum={momentum}: it must be a finite number >= 0")
-        dampening = _real(group["dampening"], "dampening")
+        dampening = real(group["dampening"], "dampening")
         if not 0.0 <= dampening <= 1.0:
             raise ValueError(f"invalid dampening={dampening}: it must be in [0, 1]")
         nesterov = group["nesterov"]
@@ -74,7 +74,7 @@ class SGD(Optimizer):
         return group
 
     def _update(self, p: Tensor, grad: Any, group: dict[str, Any]) -> None:
-        xp = _xp_of(p.data)
+        xp = xp_of(p.data)
         lr = float(group["lr"])
         weight_decay = float(group["weight_decay"])
         momentum = float(group["momentum"])
