@@ -40,15 +40,20 @@ Gradients always have the dtype of the tensor they belong to.
 
 from __future__ import annotations
 
-import contextlib
 import numbers
 import time
 import weakref
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 
 from . import backend, backprop
+from .grad_mode import enable_grad, is_grad_enabled, no_grad
+
+if TYPE_CHECKING:  # the methods mini_iformer.ops attaches, declared for type checkers
+    from .tensor_methods import TensorMethods as _Declared
+else:
+    _Declared = object
 
 __all__ = [
     "Tensor",
@@ -61,49 +66,12 @@ __all__ = [
     "is_grad_enabled",
     "float32",
     "float64",
+    "numbers_as_arrays",
 ]
 
 float32 = np.float32
 float64 = np.float64
 DEFAULT_DTYPE = np.dtype(np.float32)
-
-# ---------------------------------------------------------------------------------------------
-# Grad mode
-# ---------------------------------------------------------------------------------------------
-_grad_enabled = True
-
-
-def is_grad_enabled() -> bool:
-    """True when operations record a graph for backward."""
-    return _grad_enabled
-
-
-class _GradMode(contextlib.ContextDecorator):
-    """Sets grad mode inside a ``with`` block or a decorated function, then restores it."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._previous: list[bool] = []
-
-    def __enter__(self) -> None:
-        global _grad_enabled
-        self._previous.append(_grad_enabled)
-        _grad_enabled = self.enabled
-
-    def __exit__(self, *exc: object) -> None:
-        global _grad_enabled
-        _grad_enabled = self._previous.pop()
-
-
-def no_grad() -> _GradMode:
-    """Context manager and decorator: record no graph inside it (evaluation, updates)."""
-    return _GradMode(False)
-
-
-def enable_grad() -> _GradMode:
-    """Context manager and decorator: record the graph again inside a ``no_grad`` block."""
-    return _GradMode(True)
-
 
 # ---------------------------------------------------------------------------------------------
 # The op registry
@@ -158,7 +126,7 @@ def _with_context(exc: Exception, message: str) -> Exception:
 _profiler: Callable[[Any, str, float], None] | None = None
 
 
-def _numbers_as_arrays(numbers_: list[Any]) -> list[Any]:
+def numbers_as_arrays(numbers_: list[Any]) -> list[Any]:
     """Python numbers that meet in an operation with no tensor among them, as arrays of the
     dtype PyTorch would give their tensors: float32 if any is a float, else int64, else bool
     (so ``mi.add(1.5, 2)`` is float32, like ``torch.tensor(1.5) + torch.tensor(2)``)."""
@@ -220,11 +188,12 @@ class Function:
         if len(arrays) > 1:
             backend.common_backend(arrays, cls.name)
         if arrays and not any(backend.is_array(a) for a in arrays):
-            arrays = _numbers_as_arrays(arrays)
+            arrays = numbers_as_arrays(arrays)
         fn = cls()
         # Known before forward runs, so that forward can save only what backward will use.
+        recording = is_grad_enabled()
         fn.needs_input_grad = tuple(
-            _grad_enabled and isinstance(x, Tensor) and x.requires_grad for x in inputs
+            recording and isinstance(x, Tensor) and x.requires_grad for x in inputs
         )
         try:
             if _profiler is None:
@@ -271,7 +240,7 @@ def _to_array(data: Any, dtype: Any = None) -> Any:
     return backend.asarray(arr, dtype)
 
 
-class Tensor:
+class Tensor(_Declared):
     """An array of the current backend, with an optional gradient and a link to its graph.
 
     Parameters
@@ -502,7 +471,7 @@ class Tensor:
         return seed
 
     # Operator overloads and methods (``__add__``, ``sum``, ``reshape``, ...) are attached by
-    # ``mini_iformer.ops`` next to the operations themselves.
+    # ``mini_iformer.ops`` next to the operations themselves; ``tensor_methods`` lists them.
 
 
 # ---------------------------------------------------------------------------------------------

@@ -320,3 +320,19 @@ def test_getitem_with_negative_steps_matches_numpy_and_autograd():
     (y * mi.tensor(w)).sum().backward()
     expected = autograd.grad(lambda t: anp.sum(t[::-2, ::-1] * w))(a)
     np.testing.assert_allclose(x.grad.numpy(), expected)
+
+
+def test_the_declared_tensor_methods_are_exactly_the_attached_ones():
+    """``tensor_methods.TensorMethods`` lists what ``mini_iformer.ops`` attaches to Tensor:
+    a method attached but not declared, or declared but never attached, fails here."""
+    from mini_iformer.tensor_methods import TensorMethods
+
+    declared = {name for name in vars(TensorMethods)
+                if name not in ("__module__", "__doc__", "__qualname__", "__slots__", "__hash__",
+                                "__firstlineno__", "__static_attributes__")}
+    attached = {name for name, value in vars(mi.Tensor).items()
+                if getattr(getattr(value, "fget", value), "__module__", "").startswith(
+                    "mini_iformer.ops")}
+    assert declared == attached
+    for name in declared:  # each declaration was replaced by a real operation
+        assert vars(mi.Tensor)[name] is not vars(TensorMethods)[name]

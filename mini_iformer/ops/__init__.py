@@ -89,7 +89,7 @@ def _install() -> None:
     for op, ufunc in [("lt", "less"), ("le", "less_equal"), ("gt", "greater"),
                       ("ge", "greater_equal"), ("eq", "equal"), ("ne", "not_equal")]:
         setattr(Tensor, f"__{op}__", _compare(ufunc))
-    Tensor.T = property(lambda self: permute(self, *reversed(range(self.ndim))))
+    setattr(Tensor, "T", property(lambda self: permute(self, *reversed(range(self.ndim)))))
 
 
 _install()

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend
-from ..autograd import Function, Tensor, _numbers_as_arrays, register_op
+from ..autograd import Function, Tensor, numbers_as_arrays, register_op
 
 __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "tanh", "sigmoid",
@@ -480,7 +480,7 @@ def where(condition: Any, x: Any, other: Any) -> Tensor:
     if isinstance(condition, Tensor):
         condition = condition.data
     if all(isinstance(v, numbers.Number) for v in (x, other)):
-        x, other = _numbers_as_arrays([x, other])
+        x, other = numbers_as_arrays([x, other])
     return Where.apply(condition, x, other)
 
 
