@@ -31,6 +31,7 @@ from .. import backend
 from .. import functional as F
 from ..autograd import Tensor, no_grad
 from ..nn import Module
+from ..optim import clip_grad_norm_
 
 __all__ = [
     "RunState", "NonFiniteLossError", "NonFiniteGradientError", "DeviceBatches", "train_steps",
@@ -255,18 +256,93 @@ def train_steps(
     ``after_step(state, loss)`` runs at each of those points (after every step when
     ``sync_every`` is 1) with ``state`` up to date and the last step's loss; if it returns
     True training stops early (e.g. to save and exit on Ctrl-C) and this returns False.
-    """
-    from ..optim import clip_grad_norm_
 
+    The loop body is the textbook step; what the GPU needs (deferred read-backs) is the
+    ``checks`` object around it (:class:`_ReadBacks`).
+    """
     if isinstance(sync_every, bool) or not isinstance(sync_every, int) or sync_every < 1:
         raise ValueError(f"train_steps: sync_every must be a positive int, got {sync_every!r}")
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    # (step, loss, gradient flag, correct or None, images)
-    pending: list[tuple[int, Any, Any, Any, int]] = []
+    checks = _ReadBacks(model, params, state, sync_every)
 
-    def settle() -> float:
+    for x, y in batches:
+        start = time.perf_counter()
+        x, y = _to_device(x), _to_device(y)
+        soft = y.ndim == 2  # Mixup/CutMix targets, already smoothed
+        # The textbook step: forward, loss, zero_grad, backward, (clip,) update, schedule.
+        logits = model(Tensor(x))
+        loss = F.cross_entropy(logits, Tensor(y), label_smoothing=0.0 if soft else label_smoothing)
+        checks.loss(loss)
+        optimizer.zero_grad()
+        loss.backward()
+        checks.gradients()
+        if clip_grad:
+            clip_grad_norm_(params, clip_grad)  # leaves non-finite gradients as they are
+        optimizer.step()
+        schedule.step()
+        state.global_step += 1
+        value = checks.step_done(loss, logits, y, soft)  # None until the next read-back
+        state.train_seconds += time.perf_counter() - start
+        if value is not None and after_step is not None and after_step(state, value):
+            return False
+    if checks.pending:
+        start = time.perf_counter()
+        value = checks.settle()
+        state.train_seconds += time.perf_counter() - start
+        if after_step is not None and after_step(state, value):
+            return False
+    return True
+
+
+class _ReadBacks:
+    """What a GPU adds to the training step: results are read back every ``sync_every`` steps.
+
+    Reading a value from the GPU waits for every kernel queued before it, so the loop keeps
+    each step's loss, gradient flag and correct count on the device (``pending``) and reads
+    them in one go every ``sync_every`` steps (:meth:`settle`), where it checks them and adds
+    them to the run's state. With ``sync_every`` 1, :meth:`loss` and :meth:`gradients` also
+    check the step before its update, so that an error leaves the model as it was.
+    """
+
+    def __init__(self, model: Module, params: list[Any], state: RunState, sync_every: int):
+        self.model, self.params, self.state, self.sync_every = model, params, state, sync_every
+        # (step, loss, gradient flag, correct or None, images), on the device
+        self.pending: list[tuple[int, Any, Any, Any, int]] = []
+        self.value = math.nan  # the loss, when read at once
+        self.flag: Any = None
+
+    def loss(self, loss: Tensor) -> None:
+        """With ``sync_every`` 1: read the loss now and refuse a non-finite one."""
+        if self.sync_every == 1:
+            self.value = float(loss.item())
+            if not math.isfinite(self.value):
+                raise NonFiniteLossError(
+                    f"the loss is {self.value} at epoch {self.state.epoch + 1}, "
+                    f"step {self.state.global_step + 1}")
+
+    def gradients(self) -> None:
+        """The gradients' finiteness flag; with ``sync_every`` 1, read and checked now."""
+        self.flag = _gradient_flag(self.params)
+        if self.sync_every == 1 and not math.isfinite(float(self.flag)):
+            raise NonFiniteGradientError(
+                f"the gradient of {_bad_gradients(self.model)} is not finite (the loss is "
+                f"{self.value}) at epoch {self.state.epoch + 1}, step {self.state.global_step + 1}")
+
+    def step_done(self, loss: Tensor, logits: Tensor, y: Any, soft: bool) -> float | None:
+        """Keep the step's results; at a read-back, settle them and return the last loss."""
+        correct = None
+        if not soft:  # the first largest logit, as topk_correct breaks ties
+            correct = (backend.get_xp().argmax(logits.data, axis=1) == y).sum()
+        self.pending.append((self.state.global_step, loss.data.reshape(()),
+                             self.flag.astype(loss.data.dtype), correct, int(y.shape[0])))
+        if self.state.global_step % self.sync_every == 0:
+            return self.settle()
+        return None
+
+    def settle(self) -> float:
         """Read the pending steps' results back; add them to ``state``; check the losses."""
+        state, pending = self.state, self.pending
         xp = backend.get_xp()
         losses, flags = backend.to_numpy(xp.stack([xp.stack(p[1:3]) for p in pending])).T
         counts = [p[3] for p in pending if p[3] is not None]
@@ -286,49 +362,6 @@ def train_steps(
         state.correct += int(sum(int(c) for c in correct))
         pending.clear()
         return float(losses[-1])
-
-    for x, y in batches:
-        start = time.perf_counter()
-        x, y = _to_device(x), _to_device(y)
-        logits = model(Tensor(x))
-        soft = y.ndim == 2
-        loss = F.cross_entropy(logits, Tensor(y), label_smoothing=0.0 if soft else label_smoothing)
-        if sync_every == 1:
-            value = float(loss.item())
-            if not math.isfinite(value):
-                raise NonFiniteLossError(
-                    f"the loss is {value} at epoch {state.epoch + 1}, step {state.global_step + 1}"
-                )
-        optimizer.zero_grad()
-        loss.backward()
-        flag = _gradient_flag(params)
-        if sync_every == 1 and not math.isfinite(float(flag)):
-            raise NonFiniteGradientError(
-                f"the gradient of {_bad_gradients(model)} is not finite (the loss is {value}) "
-                f"at epoch {state.epoch + 1}, step {state.global_step + 1}")
-        if clip_grad:
-            clip_grad_norm_(params, clip_grad)  # leaves non-finite gradients as they are
-        optimizer.step()
-        schedule.step()
-        state.global_step += 1
-        correct = None
-        if not soft:  # the first largest logit, as topk_correct breaks ties
-            correct = (backend.get_xp().argmax(logits.data, axis=1) == y).sum()
-        pending.append((state.global_step, loss.data.reshape(()), flag.astype(loss.data.dtype),
-                        correct, int(y.shape[0])))
-        synced = state.global_step % sync_every == 0
-        if synced:
-            value = settle()
-        state.train_seconds += time.perf_counter() - start
-        if synced and after_step is not None and after_step(state, value):
-            return False
-    if pending:
-        start = time.perf_counter()
-        value = settle()
-        state.train_seconds += time.perf_counter() - start
-        if after_step is not None and after_step(state, value):
-            return False
-    return True
 
 
 def evaluate(model: Module, batches: Iterable[tuple[np.ndarray, np.ndarray]],
