@@ -44,6 +44,7 @@ import numpy as np
 
 from . import backend
 from .autograd import Tensor, no_grad
+from .cli import report_error
 from .models import Block
 
 __all__ = ["Spectrum", "relative_log_amplitude", "block_feature_maps", "spectrum", "plot",
@@ -209,8 +210,8 @@ def plot(spectra: Sequence[Spectrum], path: str | Path | None = None, *, title: 
     fig.colorbar(sm, ax=axes[n - 1], fraction=0.05, pad=0.02, label="depth (first → last block)")
     ax = axes[n]
     for s in spectra:
-        depth = np.linspace(0, 1, len(s.curves)) if len(s.curves) > 1 else np.zeros(1)
-        ax.plot(depth, s.high, "o-", ms=3, label=s.label)
+        depths = np.linspace(0, 1, len(s.curves)) if len(s.curves) > 1 else np.zeros(1)
+        ax.plot(depths, s.high, "o-", ms=3, label=s.label)
     ax.set(title="high frequency (π)", xlabel="normalised depth", ylabel="Δ log amplitude at π")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -283,16 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.model:
         runs.append((args.model, args.model, args.checkpoint))
     elif args.checkpoint:
-        print("error: --checkpoint needs --model (or use --run LABEL=MODEL:CHECKPOINT)",
-              file=sys.stderr)
-        return 2
+        return report_error("--checkpoint needs --model (or use --run LABEL=MODEL:CHECKPOINT)")
     if not runs:
-        print("error: name at least one model with --run LABEL=MODEL[:CHECKPOINT] or --model",
-              file=sys.stderr)
-        return 2
+        return report_error("name at least one model with --run LABEL=MODEL[:CHECKPOINT] or "
+                            "--model")
     if args.images < 1 or args.batch_size < 1:
-        print("error: --images and --batch-size must be positive", file=sys.stderr)
-        return 2
+        return report_error("--images and --batch-size must be positive")
     try:
         backend.set_backend(args.backend)
         sizes = {model_config(m)["img_size"] for _, m, _ in runs}
@@ -308,12 +305,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label}: high-frequency Δ log amplitude per block "
                   + " ".join(f"{v:.2f}" for v in s.high), file=sys.stderr)
     except KeyError as exc:
-        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2
+        return report_error(exc.args[0] if exc.args else exc)
     except (CheckpointError, data.DatasetError, backend.BackendUnavailableError,
             ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(exc)
     plot(spectra, args.out, title=f"{len(images)} test images, {size}x{size}, block "
          + ("outputs" if args.what == "output" else "updates (output - input)"))
     print(f"wrote {args.out}", file=sys.stderr)

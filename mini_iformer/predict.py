@@ -21,58 +21,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 import mini_iformer as mi
 from mini_iformer import imagenet
+from mini_iformer.cli import Parser, UsageError, fraction, message_of, positive_int, report_error
 
 __all__ = ["build_parser", "main", "predict", "softmax", "top_k", "format_predictions"]
 
 DEFAULT_MODEL = "iformer_small"
-
-
-class UsageError(Exception):
-    """A mistake by the user: reported on one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """An argument parser that raises :class:`UsageError` instead of printing usage and exiting."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message)
-
-
-def _int_at_least(low: int) -> Callable[[str], int]:
-    """An argparse type: an integer >= ``low``."""
-    expected = "a positive integer" if low == 1 else f"an integer >= {low}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
-        return value
-
-    return parse
-
-
-_positive_int = _int_at_least(1)
-
-
-def _crop_fraction(text: str) -> float:
-    """argparse type: a float in (0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
-    return value
 
 
 def _model_names() -> list[str] | None:
@@ -83,7 +44,7 @@ def _model_names() -> list[str] | None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser of ``python -m mini_iformer.predict``."""
-    parser = _Parser(
+    parser = Parser(
         prog="python -m mini_iformer.predict",
         description="Print the top ImageNet-1k classes, with probabilities, for each image.",
     )
@@ -93,15 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", metavar="PATH",
                         help="weights: the authors' .pth or a mini-iformer .npz "
                              "(without it the weights are random)")
-    parser.add_argument("--top-k", type=_positive_int, default=5, metavar="K",
+    parser.add_argument("--top-k", type=positive_int, default=5, metavar="K",
                         help="how many classes to print per image (default: 5)")
-    parser.add_argument("--batch-size", type=_positive_int, default=8, metavar="N",
+    parser.add_argument("--batch-size", type=positive_int, default=8, metavar="N",
                         help="images per forward pass (default: 8)")
     parser.add_argument("--backend", choices=mi.backend.BACKENDS, default="numpy",
                         help="array backend (default: numpy)")
-    parser.add_argument("--img-size", type=_positive_int, default=None, metavar="PIXELS",
+    parser.add_argument("--img-size", type=positive_int, default=None, metavar="PIXELS",
                         help="input resolution (default: the model's, else 224)")
-    parser.add_argument("--crop-pct", type=_crop_fraction, default=None, metavar="FRACTION",
+    parser.add_argument("--crop-pct", type=fraction, default=None, metavar="FRACTION",
                         help="centre-crop fraction: the short side is resized to "
                              "img-size / crop-pct (default: the model's, else 0.9)")
     return parser
@@ -162,7 +123,7 @@ def _check_images(paths: Sequence[str]) -> None:
             with Image.open(path):
                 pass
         except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-            raise UsageError(f"cannot read image {path!r}: {_message(exc)}") from None
+            raise UsageError(f"cannot read image {path!r}: {message_of(exc)}") from None
 
 
 def _build_model(name: str, checkpoint: str | None) -> Any:
@@ -175,17 +136,11 @@ def _build_model(name: str, checkpoint: str | None) -> Any:
     try:
         model = mi.create_model(name, num_classes=imagenet.NUM_CLASSES, checkpoint=checkpoint)
     except (ValueError, KeyError, OSError) as exc:
-        message = _message(exc)
+        message = message_of(exc)
         where = f" from {checkpoint!r}" if checkpoint and checkpoint not in message else ""
         raise UsageError(f"cannot build {name}{where}: {message}") from None
     model.eval()
     return model
-
-
-def _message(exc: BaseException) -> str:
-    """An exception's message on one line (KeyError's repr quotes dropped)."""
-    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-    return " ".join(str(text).split()) or type(exc).__name__
 
 
 def _progress(done: int, total: int) -> None:
@@ -206,7 +161,7 @@ def _run(args: argparse.Namespace) -> None:
             check_size(size, size)
         except ValueError as exc:
             raise UsageError(f"--img-size {size} does not fit {args.model}: "
-                             f"{_message(exc)}") from None
+                             f"{message_of(exc)}") from None
     crop_pct = args.crop_pct or float(getattr(model, "default_crop_pct", None) or 0.9)
     names = imagenet.class_names()
     blocks_printed = 0
@@ -215,7 +170,7 @@ def _run(args: argparse.Namespace) -> None:
         try:
             batch = imagenet.load_images(paths, size=size, crop_pct=crop_pct)
         except ValueError as exc:
-            raise UsageError(_message(exc)) from None
+            raise UsageError(message_of(exc)) from None
         probs = predict(model, batch)
         if probs.shape != (len(paths), len(names)):
             raise UsageError(f"{args.model} gave outputs of shape {probs.shape}, "
@@ -237,8 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         mi.set_backend(args.backend)
         _run(args)
     except (UsageError, mi.BackendUnavailableError) as exc:
-        print(f"error: {_message(exc)}", file=sys.stderr)
-        return 2
+        return report_error(message_of(exc))
     finally:
         mi.set_backend(previous_backend)
     return 0

@@ -25,19 +25,19 @@ from typing import Any
 
 from . import backend, imagenet
 from .checkpoint import CheckpointError
+from .cli import Parser, UsageError, fraction, int_at_least, message_of, positive_int, report_error
 from .models import create_model, list_models, model_config
-from .predict import UsageError, _crop_fraction, _int_at_least, _message, _Parser, _positive_int
 
 __all__ = ["main"]
 
 
-_non_negative_int = _int_at_least(0)
+_non_negative_int = int_at_least(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser; its errors raise :class:`UsageError` instead of exiting."""
-    p = _Parser(prog="python -m mini_iformer.validate",
-                description="Acc@1 and Acc@5 of a checkpoint on a dataset.")
+    p = Parser(prog="python -m mini_iformer.validate",
+               description="Acc@1 and Acc@5 of a checkpoint on a dataset.")
     p.add_argument("--model", required=True, choices=list_models())
     p.add_argument("--checkpoint", required=True, help="our .npz, a training checkpoint or a .pth")
     p.add_argument("--data-dir", required=True,
@@ -45,10 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="folder", choices=["folder", "cifar10", "cifar100"])
     p.add_argument("--imagenet-classes", action="store_true",
                    help="class folders are WordNet ids scored against a 1000-class head")
-    p.add_argument("--img-size", type=_positive_int, default=None,
+    p.add_argument("--img-size", type=positive_int, default=None,
                    help="input resolution for --dataset folder (default: the model's)")
-    p.add_argument("--crop-pct", type=_crop_fraction, default=0.9)
-    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--crop-pct", type=fraction, default=0.9)
+    p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--workers", type=_non_negative_int, default=2)
     p.add_argument("--no-verify", action="store_true", help="skip the CIFAR checksum check")
     p.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
@@ -81,10 +81,10 @@ def evaluation_dataset(args: argparse.Namespace, size: int) -> tuple[Any, int]:
         root = root / "val"
     transform = _EvalTransform(size, args.crop_pct)
     if args.imagenet_classes:
-        ds = data.ImageFolder(root, transform, class_to_idx=data.imagenet_class_to_idx(root))
-        return ds, imagenet.NUM_CLASSES
-    ds = data.ImageFolder(root, transform)
-    return ds, len(ds.classes)
+        folder = data.ImageFolder(root, transform, class_to_idx=data.imagenet_class_to_idx(root))
+        return folder, imagenet.NUM_CLASSES
+    folder = data.ImageFolder(root, transform)
+    return folder, len(folder.classes)
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
@@ -113,7 +113,7 @@ def _run(args: argparse.Namespace) -> tuple[dict[str, float], int]:
             model.check_image_size(size, size)
         except ValueError as exc:
             raise UsageError(f"--img-size {size} does not fit {args.model}: "
-                             f"{_message(exc)}") from None
+                             f"{message_of(exc)}") from None
     loader = data.DataLoader(ds, args.batch_size, num_workers=args.workers)
     return evaluate(model, loader, num_classes), len(ds)
 
@@ -129,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         result, images = _run(args)
     except (UsageError, CheckpointError, data.DatasetError, backend.BackendUnavailableError,
             ValueError, OSError) as exc:
-        print(f"error: {_message(exc)}", file=sys.stderr)
-        return 2
+        return report_error(message_of(exc))
     finally:
         backend.set_backend(previous_backend)
     print(f" * Acc@1 {result['acc1']:.3f} Acc@5 {result['acc5']:.3f} "

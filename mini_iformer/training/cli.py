@@ -24,9 +24,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .. import backend, checkpoint, random, runtime
+from ..cli import UsageError, non_negative, one_line, positive, probability, report_error
 from ..models import create_model, list_models, model_config
 from .engine import DeviceBatches, NonFiniteLossError, RunState, evaluate, train_steps
 from .records import write_atomic, write_metrics
@@ -36,39 +35,6 @@ from .state import load_training_state, save_training_state
 __all__ = ["main", "build_parser"]
 
 DATASETS = ("cifar10", "cifar100", "folder")
-
-
-class UsageError(ValueError):
-    """A problem with the command line or the files it names (exit code 2, no traceback)."""
-
-
-def _positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-    return parse
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more, got {text}")
-    return value
-
-
-def _probability(text: str) -> float:
-    value = _non_negative(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"must be below 1, got {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,25 +49,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the CIFAR checksum check (for a local re-export)")
     p.add_argument("--no-download", action="store_true", help="never try to download CIFAR")
     p.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
-    p.add_argument("--epochs", type=_positive(int), default=30)
-    p.add_argument("--batch-size", type=_positive(int), default=128)
-    p.add_argument("--eval-batch-size", type=_positive(int), default=256)
-    p.add_argument("--lr", type=_positive(float), default=1e-3, help="peak learning rate (AdamW)")
-    p.add_argument("--min-lr", type=_non_negative, default=1e-5)
-    p.add_argument("--warmup-lr", type=_non_negative, default=1e-6)
-    p.add_argument("--weight-decay", type=_non_negative, default=0.05)
-    p.add_argument("--warmup-epochs", type=_non_negative, default=2.0)
-    p.add_argument("--clip-grad", type=_positive(float), default=None)
-    p.add_argument("--drop-path", type=_probability, default=0.1)
-    p.add_argument("--label-smoothing", type=_probability, default=0.1)
-    p.add_argument("--mixup", type=_non_negative, default=0.0, help="Mixup alpha (0: off)")
-    p.add_argument("--cutmix", type=_non_negative, default=0.0, help="CutMix alpha (0: off)")
+    p.add_argument("--epochs", type=positive(int), default=30)
+    p.add_argument("--batch-size", type=positive(int), default=128)
+    p.add_argument("--eval-batch-size", type=positive(int), default=256)
+    p.add_argument("--lr", type=positive(float), default=1e-3, help="peak learning rate (AdamW)")
+    p.add_argument("--min-lr", type=non_negative, default=1e-5)
+    p.add_argument("--warmup-lr", type=non_negative, default=1e-6)
+    p.add_argument("--weight-decay", type=non_negative, default=0.05)
+    p.add_argument("--warmup-epochs", type=non_negative, default=2.0)
+    p.add_argument("--clip-grad", type=positive(float), default=None)
+    p.add_argument("--drop-path", type=probability, default=0.1)
+    p.add_argument("--label-smoothing", type=probability, default=0.1)
+    p.add_argument("--mixup", type=non_negative, default=0.0, help="Mixup alpha (0: off)")
+    p.add_argument("--cutmix", type=non_negative, default=0.0, help="CutMix alpha (0: off)")
     p.add_argument("--randaugment", action="store_true", help="RandAugment rand-m9-mstd0.5")
-    p.add_argument("--subset", type=_positive(int), default=None,
+    p.add_argument("--subset", type=positive(int), default=None,
                    help="train on the first N training images only (quick runs)")
-    p.add_argument("--test-subset", type=_positive(int), default=None,
+    p.add_argument("--test-subset", type=positive(int), default=None,
                    help="evaluate on the first N test images only")
-    p.add_argument("--img-size", type=_positive(int), default=None,
+    p.add_argument("--img-size", type=positive(int), default=None,
                    help="image size for folder datasets (default: the model's); the model's "
                    "position embeddings are resized to it")
     p.add_argument("--workers", type=int, default=2, help="threads decoding images")
@@ -112,11 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run that --out holds: its files (and no others) are "
                    "deleted when the new run starts")
-    p.add_argument("--log-every", type=_positive(int), default=10,
+    p.add_argument("--log-every", type=positive(int), default=10,
                    help="with --backend cupy, read the loss back from the GPU (and update the "
                         "progress bar, check for Ctrl-C) every N steps only, so that the GPU "
                         "never waits for the host in between")
-    p.add_argument("--save-every", type=_positive(int), default=50,
+    p.add_argument("--save-every", type=positive(int), default=50,
                    help="also save last.npz every N steps within an epoch")
     p.add_argument("--resume", nargs="?", const="", default=None, metavar="PATH",
                    help="continue the run in --out, or without --out the latest run under "
@@ -130,27 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- data ---------------------------------------------------------------------------------------
-class Subset:
-    """The first ``n`` samples of a dataset."""
-
-    def __init__(self, dataset: Any, n: int) -> None:
-        self.dataset, self.n = dataset, min(n, len(dataset))
-        self.targets = np.asarray(dataset.targets)[: self.n]
-        self.classes = dataset.classes
-
-    def __len__(self) -> int:
-        return self.n
-
-    def get(self, i: int, rng: Any = None) -> Any:
-        if not 0 <= i < self.n:
-            raise IndexError(f"index {i} outside a subset of {self.n}")
-        return self.dataset.get(i, rng)
-
-
 def _datasets(args: argparse.Namespace, img_size: int) -> tuple[Any, Any, int]:
     from .. import data
     from ..data import transforms as T
 
+    train: data.Dataset
+    test: data.Dataset
     if args.dataset in ("cifar10", "cifar100"):
         cls = data.CIFAR10 if args.dataset == "cifar10" else data.CIFAR100
         mean, std = ((T.CIFAR10_MEAN, T.CIFAR10_STD) if args.dataset == "cifar10"
@@ -164,14 +115,15 @@ def _datasets(args: argparse.Namespace, img_size: int) -> tuple[Any, Any, int]:
     else:
         root = Path(args.data_dir)
         mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-        train = data.ImageFolder(root / "train", transform=T.train_transform_for(
+        folder = data.ImageFolder(root / "train", transform=T.train_transform_for(
             img_size, mean, std, randaugment=args.randaugment))
         test = data.ImageFolder(root / "val", transform=T.eval_transform_for(img_size, mean, std),
-                                class_to_idx=train.class_to_idx)
+                                class_to_idx=folder.class_to_idx)
+        train = folder
     if args.subset:
-        train = Subset(train, args.subset)
+        train = data.Subset(train, args.subset)
     if args.test_subset:
-        test = Subset(test, args.test_subset)
+        test = data.Subset(test, args.test_subset)
     return train, test, len(train.classes)
 
 
@@ -200,13 +152,6 @@ class _Stop:
             signal.signal(sig, handler)
 
 
-def _one_line(message: Any, details: int = 3) -> str:
-    """A multi-line error message as one line: its first line and ``details`` more."""
-    first, *rest = [line.strip() for line in str(message).splitlines() if line.strip()] or [""]
-    more = f"; and {len(rest) - details} more" if len(rest) > details else ""
-    return first + (" " + "; ".join(rest[:details]) + more if rest else "")
-
-
 def _load_start_weights(model: Any, path: str, model_name: str) -> None:
     """Weights to start from; a classifier of another size is left as initialised."""
     state = checkpoint.load_weights(path)
@@ -219,7 +164,7 @@ def _load_start_weights(model: Any, path: str, model_name: str) -> None:
         missing, _ = model.load_state_dict(state, strict=False)
     except ValueError as exc:
         raise UsageError(f"--checkpoint: {path} does not fit --model {model_name}: "
-                         f"{_one_line(exc)}") from exc
+                         f"{one_line(exc)}") from exc
     missing = [k for k in missing if k not in skipped]
     if missing:
         raise UsageError(f"{path} does not fit the model: missing keys {', '.join(missing[:5])}")
@@ -273,7 +218,7 @@ def resume(path: Path, options: dict[str, Any], model: Any, optimizer: Any, sche
         raise
     except (KeyError, TypeError, ValueError) as exc:
         reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        raise UsageError(f"--resume: {path} cannot be resumed: {_one_line(reason)}") from exc
+        raise UsageError(f"--resume: {path} cannot be resumed: {one_line(reason)}") from exc
 
 
 def run(args: argparse.Namespace) -> int:
@@ -438,15 +383,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except NonFiniteLossError as exc:
-        print(f"error: {exc}; stopped without saving, so {Path(args.out) / 'last.npz'} still "
-              "holds the last good state (try a lower --lr or --clip-grad)", file=sys.stderr)
-        return 1
+        return report_error(f"{exc}; stopped without saving, so {Path(args.out) / 'last.npz'} "
+                            "still holds the last good state (try a lower --lr or --clip-grad)",
+                            status=1)
     except (UsageError, RunFolderError, CheckpointError, backend.BackendUnavailableError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(exc)
     except _data_errors() as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(exc)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
