@@ -7,7 +7,7 @@ is drawn: the property that makes an interrupted training run resumable exactly.
 
 The modules:
 
-* :mod:`~mini_iformer.data.base` - the dataset protocol and :class:`DatasetError`;
+* :mod:`~mini_iformer.data.base` - the dataset protocol, :class:`Subset` and :class:`DatasetError`;
 * :mod:`~mini_iformer.data.cifar` - CIFAR-10/100: reading and downloading;
 * :mod:`~mini_iformer.data.cifar_pickle` - the restricted reader of CIFAR's pickles;
 * :mod:`~mini_iformer.data.download` - safe download and extraction of archives;
@@ -20,10 +20,10 @@ The modules:
 """
 
 from . import transforms
-from .base import DatasetError
+from .base import Dataset, DatasetError, Subset
 from .cifar import CIFAR10, CIFAR100
 from .image_folder import ImageFolder, imagenet_class_to_idx
 from .loader import DataLoader, SampleLoadError
 
-__all__ = ["transforms", "CIFAR10", "CIFAR100", "ImageFolder", "DatasetError",
+__all__ = ["transforms", "Dataset", "Subset", "CIFAR10", "CIFAR100", "ImageFolder", "DatasetError",
            "imagenet_class_to_idx", "DataLoader", "SampleLoadError"]

@@ -25,7 +25,9 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
-__all__ = ["DatasetError", "Dataset", "PathLike", "Transform", "one_line", "os_reason"]
+from ..cli import message_of
+
+__all__ = ["DatasetError", "Dataset", "Subset", "PathLike", "Transform", "os_reason"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 Transform = Callable[[Any, np.random.Generator], Any]
@@ -49,13 +51,9 @@ def _index(i: Any, n: int) -> int:
     return k + n if k < 0 else k
 
 
-def one_line(exc: BaseException) -> str:
-    """The message of ``exc`` on one line (Pillow and pickle messages may span several)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 def os_reason(exc: OSError) -> str:
-    return exc.strerror or one_line(exc)
+    """Why an operating-system call failed, in a few words ("No such file or directory")."""
+    return exc.strerror or message_of(exc)
 
 
 class Dataset:
@@ -81,3 +79,21 @@ class Dataset:
 
     def __getitem__(self, i: int) -> tuple[Any, int]:
         return self.get(i)
+
+
+class Subset(Dataset):
+    """The first ``n`` samples of ``dataset`` (all of them when it has fewer)."""
+
+    def __init__(self, dataset: Dataset, n: int) -> None:
+        self.dataset, self.n = dataset, min(n, len(dataset))
+        self.targets = np.asarray(dataset.targets)[: self.n]
+        self.classes = dataset.classes
+        self.transform = None  # the dataset's own transform applies
+
+    def __len__(self) -> int:
+        return self.n
+
+    def get(self, i: int, rng: np.random.Generator | None = None) -> tuple[Any, int]:
+        if not 0 <= i < self.n:
+            raise IndexError(f"index {i} outside a subset of {self.n}")
+        return self.dataset.get(i, rng)

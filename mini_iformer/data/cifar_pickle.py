@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from .. import safe_pickle
-from .base import DatasetError, PathLike, one_line, os_reason
+from ..cli import message_of
+from .base import DatasetError, PathLike, os_reason
 
 __all__ = ["load_pickle", "as_text", "ALLOWED_GLOBALS"]
 
@@ -155,7 +156,7 @@ def load_pickle(path: PathLike, hint: str = "") -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - any failure of a corrupt pickle is reported alike
         raise DatasetError(
             f"{path}: not a readable CIFAR file, truncated or corrupt "
-            f"({type(exc).__name__}: {one_line(exc)}){tail}"
+            f"({type(exc).__name__}: {message_of(exc)}){tail}"
         ) from exc
     if not isinstance(obj, dict):
         raise DatasetError(f"{path}: holds a {type(obj).__name__}, not a CIFAR dict{tail}")

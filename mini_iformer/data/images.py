@@ -17,7 +17,8 @@ import stat
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .base import DatasetError, PathLike, one_line, os_reason
+from ..cli import message_of
+from .base import DatasetError, PathLike, os_reason
 
 __all__ = ["read_image", "to_rgb"]
 
@@ -64,13 +65,13 @@ def read_image(path: PathLike) -> Image.Image:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             # Pillow's own check, which runs first; a warning arrives here when warnings are
             # turned into errors.
-            raise DatasetError(_too_large(path, f"Pillow: {one_line(exc)}")) from exc
+            raise DatasetError(_too_large(path, f"Pillow: {message_of(exc)}")) from exc
         except UnidentifiedImageError as exc:
             raise DatasetError(f"{path}: not an image in a format Pillow reads, whatever its "
                                f"extension; {_REPLACE}") from exc
         except Exception as exc:  # noqa: BLE001 - a decoder fails in many ways on a bad file
             raise DatasetError(f"{path}: cannot decode the image, truncated or corrupt "
-                               f"({type(exc).__name__}: {one_line(exc)}); {_REPLACE}") from exc
+                               f"({type(exc).__name__}: {message_of(exc)}); {_REPLACE}") from exc
     if upright.width == 0 or upright.height == 0:
         raise DatasetError(f"{path}: the image has no pixels ({upright.width}x{upright.height}); "
                            f"{_REPLACE}")

@@ -15,8 +15,18 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from .common import (
-    INTERPOLATIONS, ImageLike, check_interpolation, check_rng, from_array, image_size, like,
-    resampling, rgb_or_l, size_pair, to_array, to_pil,
+    INTERPOLATIONS,
+    ImageLike,
+    check_interpolation,
+    check_rng,
+    from_array,
+    image_size,
+    like,
+    resampling,
+    rgb_or_l,
+    size_pair,
+    to_array,
+    to_pil,
 )
 
 __all__ = [

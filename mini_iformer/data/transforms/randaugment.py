@@ -13,7 +13,13 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
 from .common import (
-    ImageLike, check_interpolation, check_rng, like, resampling, rgb_or_l, to_pil,
+    ImageLike,
+    check_interpolation,
+    check_rng,
+    like,
+    resampling,
+    rgb_or_l,
+    to_pil,
 )
 
 __all__ = ["RAND_INCREASING_OPS", "RandAugment"]
