@@ -18,22 +18,20 @@ Example::
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
 
-from mini_iformer import imagenet
-
+from . import imagenet_classes
 from .base import Dataset, DatasetError, PathLike, Transform, os_reason
 from .images import read_image
 
 __all__ = ["ImageFolder", "IMG_EXTENSIONS", "imagenet_class_to_idx"]
 
 #: File extensions :class:`ImageFolder` takes for images (compared case-insensitively).
-IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".gif", ".tif", ".tiff",
-                  ".webp")
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".gif", ".tif", ".tiff", ".webp")
 
 
 class ImageFolder(Dataset):
@@ -64,13 +62,18 @@ class ImageFolder(Dataset):
     raises :class:`DatasetError` naming its path, at that moment, for that sample only.
     """
 
-    def __init__(self, root: PathLike, transform: Transform | None = None,
-                 class_to_idx: Mapping[str, int] | None = None,
-                 extensions: Iterable[str] = IMG_EXTENSIONS):
+    def __init__(
+        self,
+        root: PathLike,
+        transform: Transform | None = None,
+        class_to_idx: Mapping[str, int] | None = None,
+        extensions: Iterable[str] = IMG_EXTENSIONS,
+    ):
         self.root = Path(root)
         self.transform = transform
-        self.extensions = tuple(e.lower() if e.startswith(".") else "." + e.lower()
-                                for e in extensions)
+        self.extensions = tuple(
+            e.lower() if e.startswith(".") else "." + e.lower() for e in extensions
+        )
         if not self.extensions:
             raise ValueError("ImageFolder: extensions is empty")
         layout = "pass the folder that holds one sub-folder of images per class"
@@ -80,8 +83,10 @@ class ImageFolder(Dataset):
             raise DatasetError(f"{self.root}: no such folder; {layout}")
         self.classes = _class_folders(self.root)
         if not self.classes:
-            raise DatasetError(f"{self.root}: holds no class sub-folders; expected "
-                               f"{self.root}/<class>/<image files>")
+            raise DatasetError(
+                f"{self.root}: holds no class sub-folders; expected "
+                f"{self.root}/<class>/<image files>"
+            )
         if class_to_idx is None:
             self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
         else:
@@ -104,8 +109,10 @@ class ImageFolder(Dataset):
         return read_image(self.samples[i][0])
 
     def __repr__(self) -> str:
-        return (f"ImageFolder(root={str(self.root)!r}, {len(self)} images, "
-                f"{len(self.classes)} classes, transform={self.transform!r})")
+        return (
+            f"ImageFolder(root={str(self.root)!r}, {len(self)} images, "
+            f"{len(self.classes)} classes, transform={self.transform!r})"
+        )
 
 
 def _class_folders(root: Path) -> list[str]:
@@ -113,8 +120,9 @@ def _class_folders(root: Path) -> list[str]:
         with os.scandir(root) as entries:
             return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
     except OSError as exc:
-        raise DatasetError(f"{root}: cannot list this folder ({os_reason(exc)}); make it "
-                           f"readable") from exc
+        raise DatasetError(
+            f"{root}: cannot list this folder ({os_reason(exc)}); make it readable"
+        ) from exc
 
 
 def _image_files(folder: Path, extensions: tuple[str, ...]) -> list[str]:
@@ -144,17 +152,25 @@ def _image_files(folder: Path, extensions: tuple[str, ...]) -> list[str]:
                         found.append(entry.path)
             pending.extend(sorted(subfolders, reverse=True))  # visited in sorted order
         except OSError as exc:
-            raise DatasetError(f"{current}: cannot list this folder ({os_reason(exc)}); make "
-                               f"it readable or remove it") from exc
+            raise DatasetError(
+                f"{current}: cannot list this folder ({os_reason(exc)}); make "
+                f"it readable or remove it"
+            ) from exc
     return sorted(found)
 
 
-def _check_mapping(root: Path, classes: Sequence[str], mapping: Mapping[str, int]) -> dict[str, int]:
+def _check_mapping(
+    root: Path, classes: Sequence[str], mapping: Mapping[str, int]
+) -> dict[str, int]:
     missing = [name for name in classes if name not in mapping]
     if missing:
-        shown = ", ".join(missing[:20]) + (f", ... ({len(missing)} in all)" if len(missing) > 20 else "")
-        raise DatasetError(f"{root}: class folders not in class_to_idx: {shown}; remove them or "
-                           f"add them to the mapping")
+        shown = ", ".join(missing[:20]) + (
+            f", ... ({len(missing)} in all)" if len(missing) > 20 else ""
+        )
+        raise DatasetError(
+            f"{root}: class folders not in class_to_idx: {shown}; remove them or "
+            f"add them to the mapping"
+        )
     out = {}
     for name, label in mapping.items():
         if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or label < 0:
@@ -174,10 +190,12 @@ def imagenet_class_to_idx(root: PathLike) -> dict[str, int]:
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: no such folder; pass a folder of WordNet-id class folders")
-    index = {wnid: i for i, wnid in enumerate(imagenet.wordnet_ids())}
+    index = {wnid: i for i, wnid in enumerate(imagenet_classes.wordnet_ids())}
     folders = _class_folders(root)
     unknown = [f for f in folders if f not in index]
     if unknown:
-        shown = ", ".join(unknown[:20]) + (f", ... ({len(unknown)} in all)" if len(unknown) > 20 else "")
+        shown = ", ".join(unknown[:20]) + (
+            f", ... ({len(unknown)} in all)" if len(unknown) > 20 else ""
+        )
         raise DatasetError(f"{root}: folders that are not ImageNet-1k WordNet ids: {shown}")
     return {f: index[f] for f in folders}

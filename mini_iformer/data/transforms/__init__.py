@@ -49,8 +49,7 @@ Example::
     x = train(image_uint8_hwc, np.random.default_rng([seed, epoch, index]))  # (3, 32, 32)
 """
 
-from mini_iformer.imagenet import IMAGENET_MEAN, IMAGENET_STD
-
+from ..imagenet_classes import IMAGENET_MEAN, IMAGENET_STD
 from .arrays import Normalize, RandomErasing, ToArray
 from .mixup import MixupCutmix
 from .pil import (

@@ -9,12 +9,12 @@ normalisation statistics they default to (:data:`CIFAR10_MEAN`, ...).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from mini_iformer.imagenet import IMAGENET_MEAN, IMAGENET_STD
-
+from ..imagenet_classes import IMAGENET_MEAN, IMAGENET_STD
 from .arrays import Normalize, RandomErasing, ToArray
 from .common import size_pair
 from .pil import (
@@ -45,7 +45,7 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 #: The same for CIFAR-100.
 CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
 CIFAR100_STD = (0.2673, 0.2564, 0.2762)
-# ImageNet's, as used by the iFormer authors: IMAGENET_MEAN, IMAGENET_STD (from mini_iformer.imagenet)
+# ImageNet's, as the iFormer authors use them: IMAGENET_MEAN, IMAGENET_STD (data.imagenet_classes)
 
 Transform = Callable[..., Any]
 
@@ -94,7 +94,9 @@ def cifar_train_transform(
     return Compose(steps)
 
 
-def cifar_eval_transform(mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float] = CIFAR10_STD) -> Compose:
+def cifar_eval_transform(
+    mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float] = CIFAR10_STD
+) -> Compose:
     """CIFAR evaluation: ToArray and Normalize, nothing random."""
     return Compose([ToArray(), Normalize(mean, std)])
 
