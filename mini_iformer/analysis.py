@@ -36,19 +36,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from . import backend
+from . import backend, data, random
 from .autograd import Tensor, no_grad
+from .checkpoint import CheckpointError
 from .cli import report_error
-from .models import Block
+from .models import Block, create_model, model_config
+from .validate import evaluation_dataset
 
-__all__ = ["Spectrum", "relative_log_amplitude", "block_feature_maps", "spectrum", "plot",
-           "main"]
+__all__ = ["Spectrum", "relative_log_amplitude", "block_feature_maps", "spectrum", "plot", "main"]
 
 #: Amplitudes below this fraction of a map's largest are raised to it before the log.
 FLOOR = 1e-8
@@ -76,9 +78,13 @@ class Spectrum:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "label": self.label, "images": self.images, **self.extra,
-            "blocks": [{"name": n, "frequencies": f.tolist(), "delta_log_amplitude": c.tolist()}
-                       for n, f, c in zip(self.names, self.frequencies, self.curves)],
+            "label": self.label,
+            "images": self.images,
+            **self.extra,
+            "blocks": [
+                {"name": n, "frequencies": f.tolist(), "delta_log_amplitude": c.tolist()}
+                for n, f, c in zip(self.names, self.frequencies, self.curves)
+            ],
         }
 
 
@@ -89,7 +95,9 @@ def _log_amplitude_sums(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         raise ValueError(f"feature maps must be (B, H, W, C), got shape {maps.shape}")
     b, h, w, c = maps.shape
     if h != w:
-        raise ValueError(f"the diagonal spectrum needs square maps, got {h}x{w} (shape {maps.shape})")
+        raise ValueError(
+            f"the diagonal spectrum needs square maps, got {h}x{w} (shape {maps.shape})"
+        )
     planes = np.moveaxis(np.asarray(maps, dtype=np.float64), 3, 1)  # (B, C, H, W)
     amplitude = np.abs(np.fft.fft2(planes, axes=(-2, -1)))
     largest = amplitude.max(axis=(-2, -1), keepdims=True)
@@ -134,9 +142,10 @@ def block_feature_maps(model: Any, images: Any, what: str = "output") -> dict[st
         value = out.numpy()
         captured[name] = value - inputs[0].numpy() if what == "update" else value
 
-    handles = [m.register_forward_hook(
-        lambda mod, inputs, out, name=name: keep(name, inputs, out))
-        for name, m in _blocks(model)]
+    handles = [
+        m.register_forward_hook(lambda mod, inputs, out, name=name: keep(name, inputs, out))
+        for name, m in _blocks(model)
+    ]
     was_training = model.training
     model.eval()
     try:
@@ -149,8 +158,9 @@ def block_feature_maps(model: Any, images: Any, what: str = "output") -> dict[st
     return captured
 
 
-def spectrum(model: Any, images: Any, *, label: str = "", batch_size: int = 32,
-             what: str = "output") -> Spectrum:
+def spectrum(
+    model: Any, images: Any, *, label: str = "", batch_size: int = 32, what: str = "output"
+) -> Spectrum:
     """The relative log amplitude of every block of ``model`` over ``images`` (N, 3, H, W),
     processed ``batch_size`` images at a time; see the module docstring. ``what="update"``
     measures what each block adds to its input rather than its output (the paper measures
@@ -175,8 +185,14 @@ def spectrum(model: Any, images: Any, *, label: str = "", batch_size: int = 32,
     for name in names:
         mean = sums[name] / counts[name]
         curves.append(mean - mean[0])
-    return Spectrum(label or type(model).__name__, names, [freqs[n] for n in names], curves,
-                    images=int(images.shape[0]), extra={"what": what})
+    return Spectrum(
+        label or type(model).__name__,
+        names,
+        [freqs[n] for n in names],
+        curves,
+        images=int(images.shape[0]),
+        extra={"what": what},
+    )
 
 
 def plot(spectra: Sequence[Spectrum], path: str | Path | None = None, *, title: str = "") -> Any:
@@ -184,11 +200,11 @@ def plot(spectra: Sequence[Spectrum], path: str | Path | None = None, *, title: 
     one curve per block, coloured from early (dark) to late (bright) blocks) and a last panel
     with every model's high-frequency value against block depth. Saved to ``path`` (PNG) when
     given; returns the matplotlib figure."""
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 - slow to import; only the figure needs it
 
     if path is not None:
         matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415
 
     if not spectra:
         raise ValueError("plot: no spectra to draw")
@@ -200,8 +216,14 @@ def plot(spectra: Sequence[Spectrum], path: str | Path | None = None, *, title: 
     for ax, s in zip(axes, spectra):
         depth = len(s.curves)
         for i, (f, c) in enumerate(zip(s.frequencies, s.curves)):
-            ax.plot(f / np.pi, c, color=cmap(0.85 * i / max(depth - 1, 1)), lw=1.4,
-                    marker="o" if len(f) <= 3 else None, ms=3)
+            ax.plot(
+                f / np.pi,
+                c,
+                color=cmap(0.85 * i / max(depth - 1, 1)),
+                lw=1.4,
+                marker="o" if len(f) <= 3 else None,
+                ms=3,
+            )
         ax.set(title=s.label, xlabel="frequency", xlim=(0, 1), ylim=(min(low, -0.5) * 1.05, 0.3))
         ax.set_xticks([0, 0.5, 1.0], ["0", "π/2", "π"])
         ax.grid(alpha=0.3)
@@ -240,23 +262,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m mini_iformer.analysis",
         description="Relative log amplitude of every block's feature maps (the iFormer paper's "
-                    "Fourier analysis), plotted in the paper's style.")
-    p.add_argument("--run", action="append", type=_parse_run, default=[],
-                   metavar="LABEL=MODEL[:CHECKPOINT]",
-                   help="a model to analyse (repeat to compare); no checkpoint: untrained")
+        "Fourier analysis), plotted in the paper's style.",
+    )
+    p.add_argument(
+        "--run",
+        action="append",
+        type=_parse_run,
+        default=[],
+        metavar="LABEL=MODEL[:CHECKPOINT]",
+        help="a model to analyse (repeat to compare); no checkpoint: untrained",
+    )
     p.add_argument("--model", help="shortcut for one --run: the model name")
     p.add_argument("--checkpoint", help="with --model: its weights")
-    p.add_argument("--data-dir", required=True,
-                   help="the CIFAR folder, or a folder of class folders (or one holding val/)")
+    p.add_argument(
+        "--data-dir",
+        required=True,
+        help="the CIFAR folder, or a folder of class folders (or one holding val/)",
+    )
     p.add_argument("--dataset", default="cifar10", choices=["cifar10", "cifar100", "folder"])
     p.add_argument("--no-verify", action="store_true", help="skip the CIFAR checksum check")
     p.add_argument("--img-size", type=int, default=None, help="image size for folder datasets")
     p.add_argument("--images", type=int, default=256, help="test images to average over")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0, help="initialisation of untrained models")
-    p.add_argument("--what", default="output", choices=WHAT,
-                   help="each block's output (the paper's measurement) or its update "
-                        "(output minus input)")
+    p.add_argument(
+        "--what",
+        default="output",
+        choices=WHAT,
+        help="each block's output (the paper's measurement) or its update (output minus input)",
+    )
     p.add_argument("--out", default="spectrum.png", help="the PNG to write")
     p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     p.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
@@ -264,10 +298,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _images(args: argparse.Namespace, size: int) -> tuple[np.ndarray, int]:
-    from .validate import evaluation_dataset
-
-    ns = argparse.Namespace(dataset=args.dataset, data_dir=args.data_dir,
-                            no_verify=args.no_verify, crop_pct=0.9, imagenet_classes=False)
+    ns = argparse.Namespace(
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        no_verify=args.no_verify,
+        crop_pct=0.9,
+        imagenet_classes=False,
+    )
     ds, classes = evaluation_dataset(ns, size)
     n = min(args.images, len(ds))
     rng = np.random.default_rng(0)
@@ -276,9 +313,6 @@ def _images(args: argparse.Namespace, size: int) -> tuple[np.ndarray, int]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from . import data, random
-    from .checkpoint import CheckpointError
-    from .models import create_model, model_config
 
     runs = list(args.run)
     if args.model:
@@ -286,8 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.checkpoint:
         return report_error("--checkpoint needs --model (or use --run LABEL=MODEL:CHECKPOINT)")
     if not runs:
-        return report_error("name at least one model with --run LABEL=MODEL[:CHECKPOINT] or "
-                            "--model")
+        return report_error(
+            "name at least one model with --run LABEL=MODEL[:CHECKPOINT] or --model"
+        )
     if args.images < 1 or args.batch_size < 1:
         return report_error("--images and --batch-size must be positive")
     try:
@@ -302,15 +337,21 @@ def main(argv: list[str] | None = None) -> int:
             s = spectrum(model, images, label=label, batch_size=args.batch_size, what=args.what)
             s.extra.update(model=name, checkpoint=ckpt)
             spectra.append(s)
-            print(f"{label}: high-frequency Δ log amplitude per block "
-                  + " ".join(f"{v:.2f}" for v in s.high), file=sys.stderr)
+            print(
+                f"{label}: high-frequency Δ log amplitude per block "
+                + " ".join(f"{v:.2f}" for v in s.high),
+                file=sys.stderr,
+            )
     except KeyError as exc:
         return report_error(exc.args[0] if exc.args else exc)
-    except (CheckpointError, data.DatasetError, backend.BackendUnavailableError,
-            ValueError) as exc:
+    except (CheckpointError, data.DatasetError, backend.BackendUnavailableError, ValueError) as exc:
         return report_error(exc)
-    plot(spectra, args.out, title=f"{len(images)} test images, {size}x{size}, block "
-         + ("outputs" if args.what == "output" else "updates (output - input)"))
+    plot(
+        spectra,
+        args.out,
+        title=f"{len(images)} test images, {size}x{size}, block "
+        + ("outputs" if args.what == "output" else "updates (output - input)"),
+    )
     print(f"wrote {args.out}", file=sys.stderr)
     if args.json:
         Path(args.json).write_text(json.dumps([s.to_dict() for s in spectra], indent=1) + "\n")

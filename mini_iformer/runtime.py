@@ -19,17 +19,28 @@ through many small blocks.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
 from . import backend
 
 __all__ = [
-    "BLOCK_ELEMENTS", "threads", "block_elements", "blocks", "block_rows", "tile_rows",
-    "for_each_block", "keep_freed_memory", "to_device_async", "gpu_memory_peak_mib",
+    "BLOCK_ELEMENTS",
+    "threads",
+    "block_elements",
+    "blocks",
+    "block_rows",
+    "tile_rows",
+    "for_each_block",
+    "keep_freed_memory",
+    "to_device_async",
+    "gpu_memory_peak_mib",
 ]
 
 # =============================================================================================
@@ -104,7 +115,10 @@ def tile_rows(v: Any, n_rows: int, n_total: int) -> Any:
 
 
 def for_each_block(
-    n_rows: int, row_size: int, fn: Callable[[int, int], Any], like: Any,
+    n_rows: int,
+    row_size: int,
+    fn: Callable[[int, int], Any],
+    like: Any,
     elements: int = BLOCK_ELEMENTS,
 ) -> list[Any]:
     """Call ``fn(start, stop)`` over consecutive row ranges that together cover ``n_rows``,
@@ -166,8 +180,6 @@ def keep_freed_memory() -> bool:
     global _kept
     if _kept:
         return True
-    import ctypes
-    import ctypes.util
 
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

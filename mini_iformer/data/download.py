@@ -20,6 +20,8 @@ import urllib.request
 import zlib
 from pathlib import Path
 
+from tqdm import tqdm
+
 from .base import DatasetError, os_reason
 
 __all__ = ["check_md5", "download_file", "safe_extract"]
@@ -37,12 +39,14 @@ def _md5(path: Path) -> str:
 
 
 def check_md5(path: Path, expected: str, what: str) -> None:
-    """Raise :class:`DatasetError` when the MD5 of ``path`` is not ``expected`` or it is unreadable."""
+    """Raise :class:`DatasetError` when the MD5 of ``path`` is not ``expected`` or the file
+    is unreadable."""
     try:
         actual = _md5(path)
     except OSError as exc:
-        raise DatasetError(f"{path}: cannot read the file to check its md5 "
-                           f"({os_reason(exc)})") from exc
+        raise DatasetError(
+            f"{path}: cannot read the file to check its md5 ({os_reason(exc)})"
+        ) from exc
     if actual != expected:
         raise DatasetError(
             f"{path}: md5 {actual} does not match the official {what} (expected {expected}); "
@@ -65,8 +69,13 @@ def safe_extract(archive: Path, root: Path, folder: str) -> None:
             members = tar.getmembers()
             for m in members:
                 parts = m.name.replace("\\", "/").split("/")
-                if (not m.name or m.name.startswith(("/", "\\")) or os.path.isabs(m.name)
-                        or ".." in parts or (len(m.name) > 1 and m.name[1] == ":")):
+                if (
+                    not m.name
+                    or m.name.startswith(("/", "\\"))
+                    or os.path.isabs(m.name)
+                    or ".." in parts
+                    or (len(m.name) > 1 and m.name[1] == ":")
+                ):
                     raise DatasetError(
                         f"{archive}: refusing to extract member {m.name!r} (absolute path or "
                         f"'..'); the archive is not the official release, delete it"
@@ -83,8 +92,9 @@ def safe_extract(archive: Path, root: Path, folder: str) -> None:
                         f"not the official release, delete it"
                     )
             for m in members:
-                target = tmp.joinpath(*[p for p in m.name.replace("\\", "/").split("/")
-                                        if p not in ("", ".")])
+                target = tmp.joinpath(
+                    *[p for p in m.name.replace("\\", "/").split("/") if p not in ("", ".")]
+                )
                 if m.isdir():
                     target.mkdir(parents=True, exist_ok=True)
                     continue
@@ -119,21 +129,28 @@ def download_file(url: str, dest: Path, md5: str, folder: str) -> None:
     The partial file is removed on any failure, Ctrl-C included, so a half-finished download
     is never taken for the archive.
     """
-    from tqdm import tqdm
-
     part = dest.with_name(dest.name + ".part")
-    advice = (f"download it yourself and pass --data-dir DIR (data_dir=DIR) where DIR holds "
-              f"{folder}/ or {dest.name}")
+    advice = (
+        f"download it yourself and pass --data-dir DIR (data_dir=DIR) where DIR holds "
+        f"{folder}/ or {dest.name}"
+    )
     try:
         try:
             with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response:
                 length = response.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
                 digest = hashlib.md5()
-                with open(part, "wb") as out, tqdm(
-                    total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                    desc=f"downloading {dest.name}", leave=False,
-                ) as bar:
+                with (
+                    open(part, "wb") as out,
+                    tqdm(
+                        total=total,
+                        unit="B",
+                        unit_scale=True,
+                        unit_divisor=1024,
+                        desc=f"downloading {dest.name}",
+                        leave=False,
+                    ) as bar,
+                ):
                     for block in iter(lambda: response.read(_CHUNK), b""):
                         out.write(block)
                         digest.update(block)

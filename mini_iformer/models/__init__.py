@@ -24,15 +24,36 @@ stage 2, 7/10 then 9/10 in stage 3, 11/12 in stage 4) at a size that trains on a
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 
-from .iformer import (  # noqa: F401 - re-exported
-    Block, HighMixer, InceptionMixer, InceptionTransformer, LowMixer, Mlp, PatchEmbed, Stem,
+from .. import checkpoint as ckpt
+from .iformer import (
+    Block,
+    HighMixer,
+    InceptionMixer,
+    InceptionTransformer,
+    LowMixer,
+    Mlp,
+    PatchEmbed,
+    Stem,
 )
 
-__all__ = ["create_model", "list_models", "register_model", "model_config", "InceptionTransformer",
-           "Block", "HighMixer", "LowMixer", "InceptionMixer", "Mlp", "PatchEmbed", "Stem"]
+__all__ = [
+    "create_model",
+    "list_models",
+    "register_model",
+    "model_config",
+    "InceptionTransformer",
+    "Block",
+    "HighMixer",
+    "LowMixer",
+    "InceptionMixer",
+    "Mlp",
+    "PatchEmbed",
+    "Stem",
+]
 
 _CONFIGS: dict[str, dict[str, Any]] = {}
 
@@ -50,38 +71,60 @@ def _ramp(*runs: tuple[int, int]) -> tuple[int, ...]:
 
 
 _RELEASED = {
-    "iformer_small": dict(depths=(3, 3, 9, 3), embed_dims=(96, 192, 320, 384),
-                          num_heads=(3, 6, 10, 12),
-                          attention_heads=_ramp((1, 3), (3, 3), (7, 4), (9, 5), (11, 3))),
-    "iformer_base": dict(depths=(4, 6, 14, 6), embed_dims=(96, 192, 384, 512),
-                         num_heads=(3, 6, 12, 16),
-                         attention_heads=_ramp((1, 4), (3, 6), (8, 7), (10, 7), (15, 6))),
-    "iformer_large": dict(depths=(4, 6, 18, 8), embed_dims=(96, 192, 448, 640),
-                          num_heads=(3, 6, 14, 20),
-                          attention_heads=_ramp((1, 4), (3, 6), (10, 9), (12, 9), (19, 8))),
+    "iformer_small": dict(
+        depths=(3, 3, 9, 3),
+        embed_dims=(96, 192, 320, 384),
+        num_heads=(3, 6, 10, 12),
+        attention_heads=_ramp((1, 3), (3, 3), (7, 4), (9, 5), (11, 3)),
+    ),
+    "iformer_base": dict(
+        depths=(4, 6, 14, 6),
+        embed_dims=(96, 192, 384, 512),
+        num_heads=(3, 6, 12, 16),
+        attention_heads=_ramp((1, 4), (3, 6), (8, 7), (10, 7), (15, 6)),
+    ),
+    "iformer_large": dict(
+        depths=(4, 6, 18, 8),
+        embed_dims=(96, 192, 448, 640),
+        num_heads=(3, 6, 14, 20),
+        attention_heads=_ramp((1, 4), (3, 6), (10, 9), (12, 9), (19, 8)),
+    ),
 }
 for _name, _config in _RELEASED.items():
     register_model(_name, img_size=224, **_config)
     register_model(f"{_name}_384", img_size=384, **_config)
 
-_CIFAR = dict(img_size=32, num_classes=10, depths=(2, 2, 4, 2), embed_dims=(48, 96, 160, 192),
-              num_heads=(3, 6, 10, 12), stem_strides=(1, 2))
-register_model("iformer_cifar", attention_heads=_ramp((1, 2), (3, 2), (7, 2), (9, 2), (11, 2)),
-               **_CIFAR)
+_CIFAR = dict(
+    img_size=32,
+    num_classes=10,
+    depths=(2, 2, 4, 2),
+    embed_dims=(48, 96, 160, 192),
+    num_heads=(3, 6, 10, 12),
+    stem_strides=(1, 2),
+)
+register_model(
+    "iformer_cifar", attention_heads=_ramp((1, 2), (3, 2), (7, 2), (9, 2), (11, 2)), **_CIFAR
+)
 
 # The two ablations of the paper's frequency analysis (mini_iformer.analysis): the same network
 # with every block's channels sent to one side of the inception mixer. "all_attention" gives
 # attention every head of every block (C_l = C: a pooled-attention transformer with a conv
 # stem); "all_high" gives it none (C_h = C: max-pool and depthwise-conv paths only).
-register_model("iformer_cifar_all_attention",
-               attention_heads=_ramp((3, 2), (6, 2), (10, 4), (12, 2)), **_CIFAR)
+register_model(
+    "iformer_cifar_all_attention", attention_heads=_ramp((3, 2), (6, 2), (10, 4), (12, 2)), **_CIFAR
+)
 register_model("iformer_cifar_all_high", attention_heads=(0,) * 10, **_CIFAR)
 
 # The same design at a tenth of the width and one block per stage: for quick experiments,
 # lessons and tests of the training machinery (seconds per epoch on a few thousand images).
 register_model(
-    "iformer_cifar_tiny", img_size=32, num_classes=10, depths=(1, 1, 1, 1),
-    embed_dims=(24, 48, 80, 96), num_heads=(3, 6, 10, 12), attention_heads=(1, 3, 7, 11),
+    "iformer_cifar_tiny",
+    img_size=32,
+    num_classes=10,
+    depths=(1, 1, 1, 1),
+    embed_dims=(24, 48, 80, 96),
+    num_heads=(3, 6, 10, 12),
+    attention_heads=(1, 3, 7, 11),
     stem_strides=(1, 2),
 )
 
@@ -98,8 +141,12 @@ def model_config(name: str) -> dict[str, Any]:
     return dict(_CONFIGS[name])
 
 
-def create_model(name: str, num_classes: int | None = None,
-                 checkpoint: str | os.PathLike | None = None, **overrides: Any) -> InceptionTransformer:
+def create_model(
+    name: str,
+    num_classes: int | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    **overrides: Any,
+) -> InceptionTransformer:
     """Build a named configuration, e.g. ``create_model("iformer_small")``.
 
     ``num_classes`` replaces the configuration's (1000 for the ImageNet models); any other
@@ -118,8 +165,6 @@ def create_model(name: str, num_classes: int | None = None,
     model = InceptionTransformer(**config)
     model.name = name
     if checkpoint is not None:
-        from .. import checkpoint as ckpt
-
         state = ckpt.load_weights(checkpoint)
         try:
             model.load_state_dict(state)
@@ -129,8 +174,4 @@ def create_model(name: str, num_classes: int | None = None,
 
 
 def _constructor_args() -> list[str]:
-    import inspect
-
     return [p for p in inspect.signature(InceptionTransformer.__init__).parameters if p != "self"]
-
-

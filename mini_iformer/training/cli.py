@@ -24,9 +24,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import backend, checkpoint, random, runtime
+from tqdm import tqdm
+
+from .. import backend, checkpoint, data, random, runtime
+from ..checkpoint import CheckpointError
 from ..cli import UsageError, non_negative, one_line, positive, probability, report_error
+from ..data import DatasetError
+from ..data import transforms as T
 from ..models import create_model, list_models, model_config
+from ..optim import AdamW, WarmupCosine, param_groups_weight_decay
 from .engine import DeviceBatches, NonFiniteLossError, RunState, evaluate, train_steps
 from .records import write_atomic, write_metrics
 from .runs import DEFAULT_ROOT, RunFolder, RunFolderError, claim
@@ -39,14 +45,23 @@ DATASETS = ("cifar10", "cifar100", "folder")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="train_cifar.py", description="Train iFormer (NumPy or CuPy) with exact resume.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        prog="train_cifar.py",
+        description="Train iFormer (NumPy or CuPy) with exact resume.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--model", default="iformer_cifar", choices=list_models())
     p.add_argument("--dataset", default="cifar10", choices=DATASETS)
-    p.add_argument("--data-dir", default="data", help="dataset folder (CIFAR: holds "
-                   "cifar-10-batches-py or the .tar.gz; folder: holds train/ and val/)")
-    p.add_argument("--no-verify", action="store_true",
-                   help="skip the CIFAR checksum check (for a local re-export)")
+    p.add_argument(
+        "--data-dir",
+        default="data",
+        help="dataset folder (CIFAR: holds "
+        "cifar-10-batches-py or the .tar.gz; folder: holds train/ and val/)",
+    )
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="skip the CIFAR checksum check (for a local re-export)",
+    )
     p.add_argument("--no-download", action="store_true", help="never try to download CIFAR")
     p.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
     p.add_argument("--epochs", type=positive(int), default=30)
@@ -63,33 +78,69 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mixup", type=non_negative, default=0.0, help="Mixup alpha (0: off)")
     p.add_argument("--cutmix", type=non_negative, default=0.0, help="CutMix alpha (0: off)")
     p.add_argument("--randaugment", action="store_true", help="RandAugment rand-m9-mstd0.5")
-    p.add_argument("--subset", type=positive(int), default=None,
-                   help="train on the first N training images only (quick runs)")
-    p.add_argument("--test-subset", type=positive(int), default=None,
-                   help="evaluate on the first N test images only")
-    p.add_argument("--img-size", type=positive(int), default=None,
-                   help="image size for folder datasets (default: the model's); the model's "
-                   "position embeddings are resized to it")
+    p.add_argument(
+        "--subset",
+        type=positive(int),
+        default=None,
+        help="train on the first N training images only (quick runs)",
+    )
+    p.add_argument(
+        "--test-subset",
+        type=positive(int),
+        default=None,
+        help="evaluate on the first N test images only",
+    )
+    p.add_argument(
+        "--img-size",
+        type=positive(int),
+        default=None,
+        help="image size for folder datasets (default: the model's); the model's "
+        "position embeddings are resized to it",
+    )
     p.add_argument("--workers", type=int, default=2, help="threads decoding images")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help=f"output folder (without it: a new {DEFAULT_ROOT}/"
-                   "exp, exp2, ... for each run); a folder holding another run is refused "
-                   "unless --resume or --overwrite is given")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace the run that --out holds: its files (and no others) are "
-                   "deleted when the new run starts")
-    p.add_argument("--log-every", type=positive(int), default=10,
-                   help="with --backend cupy, read the loss back from the GPU (and update the "
-                        "progress bar, check for Ctrl-C) every N steps only, so that the GPU "
-                        "never waits for the host in between")
-    p.add_argument("--save-every", type=positive(int), default=50,
-                   help="also save last.npz every N steps within an epoch")
-    p.add_argument("--resume", nargs="?", const="", default=None, metavar="PATH",
-                   help="continue the run in --out, or without --out the latest run under "
-                   f"{DEFAULT_ROOT}; with PATH, continue from that checkpoint (without --out: "
-                   "a run's last.npz continues in its folder, another file in a new folder)")
-    p.add_argument("--checkpoint", default=None,
-                   help="start from these weights (a head of another size is re-initialised)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help=f"output folder (without it: a new {DEFAULT_ROOT}/"
+        "exp, exp2, ... for each run); a folder holding another run is refused "
+        "unless --resume or --overwrite is given",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run that --out holds: its files (and no others) are "
+        "deleted when the new run starts",
+    )
+    p.add_argument(
+        "--log-every",
+        type=positive(int),
+        default=10,
+        help="with --backend cupy, read the loss back from the GPU (and update the "
+        "progress bar, check for Ctrl-C) every N steps only, so that the GPU "
+        "never waits for the host in between",
+    )
+    p.add_argument(
+        "--save-every",
+        type=positive(int),
+        default=50,
+        help="also save last.npz every N steps within an epoch",
+    )
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="PATH",
+        help="continue the run in --out, or without --out the latest run under "
+        f"{DEFAULT_ROOT}; with PATH, continue from that checkpoint (without --out: "
+        "a run's last.npz continues in its folder, another file in a new folder)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="start from these weights (a head of another size is re-initialised)",
+    )
     p.add_argument("--eval-only", action="store_true", help="evaluate --checkpoint and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -97,28 +148,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- data ---------------------------------------------------------------------------------------
 def _datasets(args: argparse.Namespace, img_size: int) -> tuple[Any, Any, int]:
-    from .. import data
-    from ..data import transforms as T
-
     train: data.Dataset
     test: data.Dataset
     if args.dataset in ("cifar10", "cifar100"):
         cls = data.CIFAR10 if args.dataset == "cifar10" else data.CIFAR100
-        mean, std = ((T.CIFAR10_MEAN, T.CIFAR10_STD) if args.dataset == "cifar10"
-                     else (T.CIFAR100_MEAN, T.CIFAR100_STD))
+        mean, std = (
+            (T.CIFAR10_MEAN, T.CIFAR10_STD)
+            if args.dataset == "cifar10"
+            else (T.CIFAR100_MEAN, T.CIFAR100_STD)
+        )
         common = dict(download=not args.no_download, verify=not args.no_verify)
-        train = cls(args.data_dir, train=True,
-                    transform=T.cifar_train_transform(mean, std, randaugment=args.randaugment),
-                    **common)
-        test = cls(args.data_dir, train=False,
-                   transform=T.Compose([T.ToArray(), T.Normalize(mean, std)]), **common)
+        train = cls(
+            args.data_dir,
+            train=True,
+            transform=T.cifar_train_transform(mean, std, randaugment=args.randaugment),
+            **common,
+        )
+        test = cls(
+            args.data_dir,
+            train=False,
+            transform=T.Compose([T.ToArray(), T.Normalize(mean, std)]),
+            **common,
+        )
     else:
         root = Path(args.data_dir)
         mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-        folder = data.ImageFolder(root / "train", transform=T.train_transform_for(
-            img_size, mean, std, randaugment=args.randaugment))
-        test = data.ImageFolder(root / "val", transform=T.eval_transform_for(img_size, mean, std),
-                                class_to_idx=folder.class_to_idx)
+        folder = data.ImageFolder(
+            root / "train",
+            transform=T.train_transform_for(img_size, mean, std, randaugment=args.randaugment),
+        )
+        test = data.ImageFolder(
+            root / "val",
+            transform=T.eval_transform_for(img_size, mean, std),
+            class_to_idx=folder.class_to_idx,
+        )
         train = folder
     if args.subset:
         train = data.Subset(train, args.subset)
@@ -144,8 +207,12 @@ class _Stop:
         if self.signal is not None:  # a second Ctrl-C: give up waiting, the last save stands
             raise KeyboardInterrupt
         self.signal = signum
-        print("\nstopping after this step, saving a resumable checkpoint "
-              "(press Ctrl-C again to quit without saving)", file=sys.stderr, flush=True)
+        print(
+            "\nstopping after this step, saving a resumable checkpoint "
+            "(press Ctrl-C again to quit without saving)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self._previous.items():
@@ -156,39 +223,68 @@ def _load_start_weights(model: Any, path: str, model_name: str) -> None:
     """Weights to start from; a classifier of another size is left as initialised."""
     state = checkpoint.load_weights(path)
     own = model.state_dict()
-    skipped = [k for k in ("head.weight", "head.bias")
-               if k in state and k in own and state[k].shape != own[k].shape]
+    skipped = [
+        k
+        for k in ("head.weight", "head.bias")
+        if k in state and k in own and state[k].shape != own[k].shape
+    ]
     for k in skipped:
         del state[k]
     try:
         missing, _ = model.load_state_dict(state, strict=False)
     except ValueError as exc:
-        raise UsageError(f"--checkpoint: {path} does not fit --model {model_name}: "
-                         f"{one_line(exc)}") from exc
+        raise UsageError(
+            f"--checkpoint: {path} does not fit --model {model_name}: {one_line(exc)}"
+        ) from exc
     missing = [k for k in missing if k not in skipped]
     if missing:
         raise UsageError(f"{path} does not fit the model: missing keys {', '.join(missing[:5])}")
     if skipped:
-        print(f"{path}: the head has another number of classes; it starts from scratch",
-              file=sys.stderr)
+        print(
+            f"{path}: the head has another number of classes; it starts from scratch",
+            file=sys.stderr,
+        )
 
 
 #: Options that decide what a run computes: a resumed run must use the values it started with.
-RUN_OPTIONS = ("model", "dataset", "subset", "epochs", "batch_size", "lr", "min_lr", "warmup_lr",
-               "weight_decay", "warmup_epochs", "clip_grad", "drop_path", "label_smoothing",
-               "mixup", "cutmix", "randaugment", "img_size", "seed")
+RUN_OPTIONS = (
+    "model",
+    "dataset",
+    "subset",
+    "epochs",
+    "batch_size",
+    "lr",
+    "min_lr",
+    "warmup_lr",
+    "weight_decay",
+    "warmup_epochs",
+    "clip_grad",
+    "drop_path",
+    "label_smoothing",
+    "mixup",
+    "cutmix",
+    "randaugment",
+    "img_size",
+    "seed",
+)
 
 
 def _check_same_run(path: Path, saved: dict[str, Any], now: dict[str, Any]) -> None:
-    changed = [f"--{k.replace('_', '-')} {saved.get(k)} (now {now.get(k)})"
-               for k in RUN_OPTIONS if saved.get(k) != now.get(k)]
+    changed = [
+        f"--{k.replace('_', '-')} {saved.get(k)} (now {now.get(k)})"
+        for k in RUN_OPTIONS
+        if saved.get(k) != now.get(k)
+    ]
     if changed:
-        raise UsageError(f"--resume: {path} was started with {', '.join(changed)}; resume with "
-                         "the same options, or start a new run in another --out folder")
+        raise UsageError(
+            f"--resume: {path} was started with {', '.join(changed)}; resume with "
+            "the same options, or start a new run in another --out folder"
+        )
 
 
-def resume(path: Path, options: dict[str, Any], model: Any, optimizer: Any, schedule: Any,
-           loader: Any) -> RunState:
+def resume(
+    path: Path, options: dict[str, Any], model: Any, optimizer: Any, schedule: Any, loader: Any
+) -> RunState:
     """Restore a run from the training checkpoint at ``path``; its :class:`RunState`.
 
     Everything in the file is checked by the object that takes it; whatever is wrong (a
@@ -201,8 +297,11 @@ def resume(path: Path, options: dict[str, Any], model: Any, optimizer: Any, sche
     try:
         if not isinstance(saved, dict):
             raise ValueError("its training state is not a dict")
-        missing = [k for k in ("config", "optimizer", "schedule", "loader", "random", "run")
-                   if k not in saved]
+        missing = [
+            k
+            for k in ("config", "optimizer", "schedule", "loader", "random", "run")
+            if k not in saved
+        ]
         if missing:
             raise ValueError(f"its training state lacks {', '.join(missing)}")
         if not isinstance(saved["config"], dict):
@@ -232,9 +331,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, folder: RunFolder | None) -> int:
-    from .. import data
-    from ..data import transforms as T
-    from ..optim import AdamW, WarmupCosine, param_groups_weight_decay
 
     img_size = args.img_size or model_config(args.model)["img_size"]
     train_set, test_set, num_classes = _datasets(args, img_size)
@@ -245,30 +341,46 @@ def _run(args: argparse.Namespace, folder: RunFolder | None) -> int:
     model = create_model(args.model, num_classes=num_classes, drop_path_rate=args.drop_path)
     if args.checkpoint:
         _load_start_weights(model, args.checkpoint, args.model)
-    test_loader = data.DataLoader(test_set, args.eval_batch_size, shuffle=False,
-                                  num_workers=args.workers, seed=args.seed)
+    test_loader = data.DataLoader(
+        test_set, args.eval_batch_size, shuffle=False, num_workers=args.workers, seed=args.seed
+    )
     if args.eval_only:
         if not args.checkpoint:
             raise UsageError("--eval-only needs --checkpoint PATH")
         result = evaluate(model, test_loader, num_classes)
-        print(f" * Acc@1 {result['acc1']:.3f} Acc@5 {result['acc5']:.3f} "
-              f"loss {result['loss']:.4f} ({len(test_set)} images)")
+        print(
+            f" * Acc@1 {result['acc1']:.3f} Acc@5 {result['acc5']:.3f} "
+            f"loss {result['loss']:.4f} ({len(test_set)} images)"
+        )
         return 0
 
     mix = None
     if args.mixup > 0 or args.cutmix > 0:
-        mix = T.MixupCutmix(mixup_alpha=args.mixup, cutmix_alpha=args.cutmix,
-                            label_smoothing=args.label_smoothing, num_classes=num_classes)
+        mix = T.MixupCutmix(
+            mixup_alpha=args.mixup,
+            cutmix_alpha=args.cutmix,
+            label_smoothing=args.label_smoothing,
+            num_classes=num_classes,
+        )
     if args.batch_size > len(train_set):
-        raise UsageError(f"--batch-size {args.batch_size} is larger than the {len(train_set)} "
-                         "training images")
-    loader = data.DataLoader(train_set, args.batch_size, shuffle=True, drop_last=True,
-                             num_workers=args.workers, seed=args.seed, batch_transform=mix)
+        raise UsageError(
+            f"--batch-size {args.batch_size} is larger than the {len(train_set)} training images"
+        )
+    loader = data.DataLoader(
+        train_set,
+        args.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=args.workers,
+        seed=args.seed,
+        batch_transform=mix,
+    )
     steps = args.epochs * len(loader)
     warmup = min(steps, int(round(args.warmup_epochs * len(loader))))
     optimizer = AdamW(param_groups_weight_decay(model, args.weight_decay), lr=args.lr)
-    schedule = WarmupCosine(optimizer, steps, warmup_steps=warmup, warmup_lr=args.warmup_lr,
-                            min_lr=args.min_lr)
+    schedule = WarmupCosine(
+        optimizer, steps, warmup_steps=warmup, warmup_lr=args.warmup_lr, min_lr=args.min_lr
+    )
     state = RunState()
 
     assert folder is not None
@@ -277,49 +389,77 @@ def _run(args: argparse.Namespace, folder: RunFolder | None) -> int:
     if folder.checkpoint is not None:
         path = folder.checkpoint
         state = resume(path, vars(args), model, optimizer, schedule, loader)
-        print(f"resuming {path}{folder.note}: epoch {state.epoch + 1}, step {state.global_step}",
-              file=sys.stderr)
+        print(
+            f"resuming {path}{folder.note}: epoch {state.epoch + 1}, step {state.global_step}",
+            file=sys.stderr,
+        )
     else:
         loader.set_epoch(0)
     if not folder.own:
-        print(f"run folder: {out}" + (f" (replacing the run it held: {len(folder.replacing)} "
-                                      "files)" if folder.replacing else ""), file=sys.stderr)
+        print(
+            f"run folder: {out}"
+            + (
+                f" (replacing the run it held: {len(folder.replacing)} files)"
+                if folder.replacing
+                else ""
+            ),
+            file=sys.stderr,
+        )
     folder.prepare()  # deletes a replaced run's files and a killed run's temporaries
-    config = {k: v for k, v in vars(args).items()}
+    config = dict(vars(args))
     write_atomic(out / "config.json", json.dumps(config, indent=2).encode())
 
     feed = DeviceBatches(loader)  # copies batches to the GPU ahead of use on CuPy
 
     def save(path: Path) -> None:
-        save_training_state(path, model.state_dict(), {
-            "config": config, "optimizer": optimizer.state_dict(),
-            "schedule": schedule.state_dict(), "loader": feed.state_dict(),
-            "random": random.get_state(), "run": state.to_dict()})
+        save_training_state(
+            path,
+            model.state_dict(),
+            {
+                "config": config,
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "loader": feed.state_dict(),
+                "random": random.get_state(),
+                "run": state.to_dict(),
+            },
+        )
 
     with _Stop() as stop:
         while state.epoch < args.epochs:
             done = _train_epoch(args, model, feed, optimizer, schedule, state, stop, save, last)
             if not done:
-                print(f"saved {last}; continue with: train_cifar.py --resume --out {out}",
-                      file=sys.stderr)
+                print(
+                    f"saved {last}; continue with: train_cifar.py --resume --out {out}",
+                    file=sys.stderr,
+                )
                 return 130 if stop.signal == signal.SIGINT else 143
             result = evaluate(model, test_loader, num_classes)
             row = {
-                "epoch": state.epoch + 1, "train_loss": state.loss_sum / max(state.seen, 1),
+                "epoch": state.epoch + 1,
+                "train_loss": state.loss_sum / max(state.seen, 1),
                 "train_acc1": (100.0 * state.correct / state.seen) if mix is None else "",
-                "test_loss": result["loss"], "test_acc1": result["acc1"],
-                "test_acc5": result["acc5"], "lr": optimizer.param_groups[0]["lr"],
+                "test_loss": result["loss"],
+                "test_acc1": result["acc1"],
+                "test_acc5": result["acc5"],
+                "lr": optimizer.param_groups[0]["lr"],
                 "epoch_seconds": state.train_seconds,
                 "images_per_second": state.seen / max(state.train_seconds, 1e-9),
                 "gpu_memory_mib": runtime.gpu_memory_peak_mib() or "",
             }
             state.history.append(row)
-            print(f"epoch {row['epoch']}/{args.epochs}: train loss {row['train_loss']:.4f}, "
-                  f"test loss {result['loss']:.4f}, Acc@1 {result['acc1']:.2f}, "
-                  f"Acc@5 {result['acc5']:.2f}, {row['images_per_second']:.1f} images/s"
-                  + (f", peak GPU memory {row['gpu_memory_mib']:.0f} MiB"
-                     if row["gpu_memory_mib"] else ""),
-                  file=sys.stderr, flush=True)
+            print(
+                f"epoch {row['epoch']}/{args.epochs}: train loss {row['train_loss']:.4f}, "
+                f"test loss {result['loss']:.4f}, Acc@1 {result['acc1']:.2f}, "
+                f"Acc@5 {result['acc5']:.2f}, {row['images_per_second']:.1f} images/s"
+                + (
+                    f", peak GPU memory {row['gpu_memory_mib']:.0f} MiB"
+                    if row["gpu_memory_mib"]
+                    else ""
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
             improved = result["acc1"] > state.best_acc1
             state.best_acc1 = max(state.best_acc1, result["acc1"])
             state.start_epoch(state.epoch + 1)
@@ -343,11 +483,15 @@ def _sync_every(args) -> int:
 def _train_epoch(args, model, loader, optimizer, schedule, state, stop, save, last) -> bool:
     bar = None
     if not args.no_progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(loader), initial=loader.state_dict()["position"],
-                   desc=f"epoch {state.epoch + 1}/{args.epochs}", unit="batch",
-                   file=sys.stderr, dynamic_ncols=True, leave=False)
+        bar = tqdm(
+            total=len(loader),
+            initial=loader.state_dict()["position"],
+            desc=f"epoch {state.epoch + 1}/{args.epochs}",
+            unit="batch",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            leave=False,
+        )
 
     shown = [state.global_step]
 
@@ -355,9 +499,11 @@ def _train_epoch(args, model, loader, optimizer, schedule, state, stop, save, la
         saving = s.global_step // args.save_every > shown[0] // args.save_every
         steps, shown[0] = s.global_step - shown[0], s.global_step
         if bar is not None:
-            postfix = {"loss": f"{s.loss_sum / s.seen:.3f}",
-                       "lr": f"{optimizer.param_groups[0]['lr']:.2e}",
-                       "img/s": f"{s.seen / max(s.train_seconds, 1e-9):.0f}"}
+            postfix = {
+                "loss": f"{s.loss_sum / s.seen:.3f}",
+                "lr": f"{optimizer.param_groups[0]['lr']:.2e}",
+                "img/s": f"{s.seen / max(s.train_seconds, 1e-9):.0f}",
+            }
             if s.correct:
                 postfix["acc"] = f"{100.0 * s.correct / s.seen:.1f}"
             bar.set_postfix(postfix, refresh=False)
@@ -367,9 +513,17 @@ def _train_epoch(args, model, loader, optimizer, schedule, state, stop, save, la
         return stop.signal is not None
 
     try:
-        return train_steps(model, loader, optimizer, schedule, state,
-                           label_smoothing=args.label_smoothing, clip_grad=args.clip_grad,
-                           after_step=after_step, sync_every=_sync_every(args))
+        return train_steps(
+            model,
+            loader,
+            optimizer,
+            schedule,
+            state,
+            label_smoothing=args.label_smoothing,
+            clip_grad=args.clip_grad,
+            after_step=after_step,
+            sync_every=_sync_every(args),
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -378,29 +532,25 @@ def _train_epoch(args, model, loader, optimizer, schedule, state, stop, save, la
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from ..checkpoint import CheckpointError
-
     try:
         return run(args)
     except NonFiniteLossError as exc:
-        return report_error(f"{exc}; stopped without saving, so {Path(args.out) / 'last.npz'} "
-                            "still holds the last good state (try a lower --lr or --clip-grad)",
-                            status=1)
-    except (UsageError, RunFolderError, CheckpointError, backend.BackendUnavailableError) as exc:
-        return report_error(exc)
-    except _data_errors() as exc:
+        return report_error(
+            f"{exc}; stopped without saving, so {Path(args.out) / 'last.npz'} "
+            "still holds the last good state (try a lower --lr or --clip-grad)",
+            status=1,
+        )
+    except (
+        UsageError,
+        RunFolderError,
+        CheckpointError,
+        DatasetError,
+        backend.BackendUnavailableError,
+    ) as exc:
         return report_error(exc)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-def _data_errors() -> tuple[type[BaseException], ...]:
-    try:
-        from ..data import DatasetError
-    except ImportError:  # pragma: no cover
-        return ()
-    return (DatasetError,)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,8 +29,18 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-METRIC_FIELDS = ["epoch", "train_loss", "train_acc1", "test_loss", "test_acc1", "test_acc5", "lr",
-                 "epoch_seconds", "images_per_second", "gpu_memory_mib"]
+METRIC_FIELDS = [
+    "epoch",
+    "train_loss",
+    "train_acc1",
+    "test_loss",
+    "test_acc1",
+    "test_acc5",
+    "lr",
+    "epoch_seconds",
+    "images_per_second",
+    "gpu_memory_mib",
+]
 
 
 def write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
@@ -46,10 +56,10 @@ def write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
 
 def plot_curves(path: Path, history: list[dict[str, Any]]) -> None:
     """Loss and accuracy against epochs, as a PNG."""
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 - slow to import; only the figure needs it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415
 
     epochs = [r["epoch"] for r in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
