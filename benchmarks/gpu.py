@@ -27,8 +27,8 @@ import platform
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -42,6 +42,7 @@ except ImportError:  # pragma: no cover - the message is the point
     sys.exit("benchmarks/gpu.py compares against PyTorch: install torch with CUDA support")
 
 import iformer_reference as ref  # noqa: E402
+
 import mini_iformer as mi  # noqa: E402
 import mini_iformer.functional as F  # noqa: E402
 from mini_iformer import backend, runtime  # noqa: E402
@@ -79,8 +80,18 @@ def torch_model(name: str) -> torch.nn.Module:
 
 
 _REF_ARGS = {
-    "img_size", "in_chans", "num_classes", "embed_dims", "depths", "num_heads", "attention_heads",
-    "mlp_ratio", "qkv_bias", "use_layer_scale", "layer_scale_init_value", "pool_sizes",
+    "img_size",
+    "in_chans",
+    "num_classes",
+    "embed_dims",
+    "depths",
+    "num_heads",
+    "attention_heads",
+    "mlp_ratio",
+    "qkv_bias",
+    "use_layer_scale",
+    "layer_scale_init_value",
+    "pool_sizes",
 }
 
 
@@ -99,9 +110,9 @@ class Timer:
         return (time.perf_counter() - start) / repeats
 
 
-def ours(name: str, side: int, batch: int, train: bool, smoke: bool, warmup: int,
-         repeats: int) -> dict[str, float]:
-    xp = backend.get_xp()
+def ours(
+    name: str, side: int, batch: int, train: bool, smoke: bool, warmup: int, repeats: int
+) -> dict[str, float]:
     mi.random.manual_seed(0)
     model = create_model(name)
     rng = np.random.default_rng(0)
@@ -129,12 +140,12 @@ def ours(name: str, side: int, batch: int, train: bool, smoke: bool, warmup: int
         sync = cupy.cuda.Device().synchronize
     seconds = Timer(sync).per_iteration(train_step if train else infer, warmup, repeats)
     memory = 0.0 if smoke else runtime.gpu_memory_peak_mib()
-    del model, optimizer, x, y, xp
     return {"ms": 1e3 * seconds, "images_per_s": batch / seconds, "memory_mib": memory}
 
 
-def theirs(name: str, side: int, batch: int, train: bool, device: str, warmup: int,
-           repeats: int) -> dict[str, float]:
+def theirs(
+    name: str, side: int, batch: int, train: bool, device: str, warmup: int, repeats: int
+) -> dict[str, float]:
     torch.manual_seed(0)
     model = torch_model(name).to(device)
     rng = np.random.default_rng(0)
@@ -160,7 +171,6 @@ def theirs(name: str, side: int, batch: int, train: bool, device: str, warmup: i
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     seconds = Timer(sync).per_iteration(train_step if train else infer, warmup, repeats)
     memory = torch.cuda.max_memory_reserved() / 2**20 if cuda else 0.0
-    del model, optimizer, x, y
     if cuda:
         torch.cuda.empty_cache()
     return {"ms": 1e3 * seconds, "images_per_s": batch / seconds, "memory_mib": memory}
@@ -175,15 +185,30 @@ def gpu_name() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--smoke", action="store_true",
-                   help="tiny sizes on the CPU, to check the script (no GPU needed)")
-    p.add_argument("--repeats", type=int, default=None,
-                   help="timed iterations per row (default 20; 1 with --smoke)")
-    p.add_argument("--warmup", type=int, default=None,
-                   help="untimed iterations first (default 3; 1 with --smoke)")
-    p.add_argument("--out", type=Path, default=None,
-                   help="JSON file, or a folder to write gpu_<gpu name>.json into (default: "
-                        "benchmarks/gpu_<gpu name>.json; none with --smoke)")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes on the CPU, to check the script (no GPU needed)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed iterations per row (default 20; 1 with --smoke)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="untimed iterations first (default 3; 1 with --smoke)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON file, or a folder to write gpu_<gpu name>.json into (default: "
+        "benchmarks/gpu_<gpu name>.json; none with --smoke)",
+    )
     args = p.parse_args(argv)
     repeats = args.repeats or (1 if args.smoke else 20)
     warmup = args.warmup if args.warmup is not None else (1 if args.smoke else 3)
@@ -200,25 +225,44 @@ def main(argv: list[str] | None = None) -> int:
         device, name = "cuda", gpu_name()
 
     rows = []
-    header = (f"{'row':<26} {'batch':>5} {'ours ms':>9} {'torch ms':>9} {'ratio':>6} "
-              f"{'ours img/s':>10} {'torch img/s':>11} {'ours MiB':>9} {'torch MiB':>9}")
+    header = (
+        f"{'row':<26} {'batch':>5} {'ours ms':>9} {'torch ms':>9} {'ratio':>6} "
+        f"{'ours img/s':>10} {'torch img/s':>11} {'ours MiB':>9} {'torch MiB':>9}"
+    )
     print(f"{name}, float32, {warmup} warm-up + {repeats} timed iterations per row")
     print(header)
     print("-" * len(header))
-    for row, model, side, batch, train in (SMOKE_ROWS if args.smoke else ROWS):
+    for row, model, side, batch, train in SMOKE_ROWS if args.smoke else ROWS:
         a = ours(model, side, batch, train, args.smoke, warmup, repeats)
         b = theirs(model, side, batch, train, device, warmup, repeats)
         ratio = a["ms"] / b["ms"]
-        rows.append({"row": row, "model": model, "image": side, "batch": batch, "ours": a,
-                     "torch": b, "ratio": ratio})
-        print(f"{row:<26} {batch:>5} {a['ms']:>9.1f} {b['ms']:>9.1f} {ratio:>6.2f} "
-              f"{a['images_per_s']:>10.0f} {b['images_per_s']:>11.0f} "
-              f"{a['memory_mib']:>9.0f} {b['memory_mib']:>9.0f}", flush=True)
+        rows.append(
+            {
+                "row": row,
+                "model": model,
+                "image": side,
+                "batch": batch,
+                "ours": a,
+                "torch": b,
+                "ratio": ratio,
+            }
+        )
+        print(
+            f"{row:<26} {batch:>5} {a['ms']:>9.1f} {b['ms']:>9.1f} {ratio:>6.2f} "
+            f"{a['images_per_s']:>10.0f} {b['images_per_s']:>11.0f} "
+            f"{a['memory_mib']:>9.0f} {b['memory_mib']:>9.0f}",
+            flush=True,
+        )
 
     result = {
-        "device": name, "dtype": "float32", "warmup": warmup,
-        "repeats": repeats, "torch": torch.__version__, "numpy": np.__version__,
-        "python": platform.python_version(), "rows": rows,
+        "device": name,
+        "dtype": "float32",
+        "warmup": warmup,
+        "repeats": repeats,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "rows": rows,
     }
     if not args.smoke:
         import cupy

@@ -59,11 +59,19 @@ ROWS = [
 
 #: Profile keys (mini_iformer.profiler.key_of) -> op family.
 FAMILIES = {
-    "conv2d:pointwise": "conv 1x1", "conv2d:depthwise": "conv depthwise",
-    "conv2d:general": "conv other", "max_pool2d": "pooling", "avg_pool2d": "pooling",
-    "interpolate": "pooling", "scaled_dot_product_attention": "attention",
-    "softmax": "attention", "layer_norm": "norms", "batch_norm": "norms", "gelu": "GELU",
-    "linear": "linear", "cross_entropy": "loss",
+    "conv2d:pointwise": "conv 1x1",
+    "conv2d:depthwise": "conv depthwise",
+    "conv2d:general": "conv other",
+    "max_pool2d": "pooling",
+    "avg_pool2d": "pooling",
+    "interpolate": "pooling",
+    "scaled_dot_product_attention": "attention",
+    "softmax": "attention",
+    "layer_norm": "norms",
+    "batch_norm": "norms",
+    "gelu": "GELU",
+    "linear": "linear",
+    "cross_entropy": "loss",
 }
 
 
@@ -132,8 +140,11 @@ def worker_ours(name, side, batch, train, warmup, repeats, weights, profile):
             families[family] = families.get(family, 0.0) + row["forward"] + row["backward"]
         families["optimizer"] = timings["optimizer"]
         families["rest (Python, graph)"] = max(total - prof.total - timings["optimizer"], 0.0)
-        result["profile"] = {"total": total, "families": families,
-                             "ops": {k: v for k, v in list(prof.by_key().items())[:12]}}
+        result["profile"] = {
+            "total": total,
+            "families": families,
+            "ops": dict(list(prof.by_key().items())[:12]),
+        }
     return result
 
 
@@ -164,8 +175,12 @@ def worker_torch(name, side, batch, train, warmup, repeats, weights):
     model.train(train)
     before = _rss_mib()
     times = _timed(step, warmup, repeats)
-    return {"times": times, "rss_before_mib": before, "peak_added_mib": _peak_rss_mib() - before,
-            "threads": torch.get_num_threads()}
+    return {
+        "times": times,
+        "rss_before_mib": before,
+        "peak_added_mib": _peak_rss_mib() - before,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def _timed(step, warmup, repeats) -> list[float]:
@@ -206,8 +221,9 @@ def forward_macs(name: str, side: int) -> int:
 def _run_worker(args: list[str], **extra_env: str) -> dict[str, Any]:
     env = dict(os.environ, **extra_env)
     env.setdefault("PYTHONPATH", str(ROOT))
-    result = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True,
-                            text=True, env=env)
+    result = subprocess.run(
+        [sys.executable, __file__, "--worker", *args], capture_output=True, text=True, env=env
+    )
     if result.returncode:
         raise RuntimeError(f"worker {args} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -224,12 +240,15 @@ def _merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 def _print_reference_table(entry: dict[str, Any]) -> None:
     """One training step, fast mode against reference mode, by op family (profiled steps)."""
     fast, ref = entry["profile"], entry["reference_mode"]["profile"]
-    print(f"\nwhat the fast forms buy, {entry['row']} (one profiled step each; "
-          f"reference mode {ref['total'] * 1e3:.0f} ms, fast mode {fast['total'] * 1e3:.0f} ms, "
-          f"{ref['total'] / fast['total']:.2f}x):")
+    print(
+        f"\nwhat the fast forms buy, {entry['row']} (one profiled step each; "
+        f"reference mode {ref['total'] * 1e3:.0f} ms, fast mode {fast['total'] * 1e3:.0f} ms, "
+        f"{ref['total'] / fast['total']:.2f}x):"
+    )
     print(f"  {'op family':<22} {'fast ms':>9} {'reference ms':>13} {'reference / fast':>17}")
-    families = sorted(set(fast["families"]) | set(ref["families"]),
-                      key=lambda f: -ref["families"].get(f, 0.0))
+    families = sorted(
+        set(fast["families"]) | set(ref["families"]), key=lambda f: -ref["families"].get(f, 0.0)
+    )
     for family in families:
         a, b = fast["families"].get(family, 0.0), ref["families"].get(family, 0.0)
         ratio = f"{b / a:>17.2f}" if a > 0 else f"{'':>17}"
@@ -240,12 +259,19 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", default="", help="run rows whose name contains this text")
     p.add_argument("--repeats", type=int, default=3, help="timed iterations per process")
-    p.add_argument("--rounds", type=int, default=3,
-                   help="processes per framework and row, alternating between the frameworks")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="processes per framework and row, alternating between the frameworks",
+    )
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--no-profile", action="store_true")
-    p.add_argument("--no-reference", action="store_true",
-                   help="skip the training steps with every operation in its reference form")
+    p.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="skip the training steps with every operation in its reference form",
+    )
     p.add_argument("--out", type=Path, default=HERE / "model_cpu.json")
     p.add_argument("--worker", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -273,13 +299,17 @@ def main(argv: list[str] | None = None) -> int:
     # Measured in a child too: this process never imports PyTorch, whose loaded libraries
     # were seen to change the memory figures of the processes started after it.
     peak = _run_worker(["matmul"])
-    print(f"{platform.machine()}, {os.cpu_count()} cores, float32; median of {args.rounds} rounds "
-          f"x {args.repeats} iterations, each process after {args.warmup} warm-up; matmul peak: "
-          f"NumPy {peak['numpy']:.0f} GFLOP/s, "
-          f"PyTorch {peak['torch']:.0f} GFLOP/s")
-    header = (f"{'row':<26} {'batch':>5} {'ours ms':>9} {'torch ms':>9} {'ratio':>6} "
-              f"{'ours img/s':>10} {'torch img/s':>11} {'ours GF/s':>9} {'torch GF/s':>10} "
-              f"{'ours MiB':>8} {'torch MiB':>9} {'mem ratio':>9}")
+    print(
+        f"{platform.machine()}, {os.cpu_count()} cores, float32; median of {args.rounds} rounds "
+        f"x {args.repeats} iterations, each process after {args.warmup} warm-up; matmul peak: "
+        f"NumPy {peak['numpy']:.0f} GFLOP/s, "
+        f"PyTorch {peak['torch']:.0f} GFLOP/s"
+    )
+    header = (
+        f"{'row':<26} {'batch':>5} {'ours ms':>9} {'torch ms':>9} {'ratio':>6} "
+        f"{'ours img/s':>10} {'torch img/s':>11} {'ours GF/s':>9} {'torch GF/s':>10} "
+        f"{'ours MiB':>8} {'torch MiB':>9} {'mem ratio':>9}"
+    )
     print(header)
     print("-" * len(header))
     results = []
@@ -291,8 +321,15 @@ def main(argv: list[str] | None = None) -> int:
                 mi.random.manual_seed(0)
                 state = {k: v.numpy() for k, v in create_model(name).state_dict().items()}
                 np.savez(weights, **state)
-            common = [name, str(side), str(batch), "1" if train else "0", str(args.warmup),
-                      str(args.repeats), str(weights)]
+            common = [
+                name,
+                str(side),
+                str(batch),
+                "1" if train else "0",
+                str(args.warmup),
+                str(args.repeats),
+                str(weights),
+            ]
             # alternate the frameworks, one process each per round, so that a change in the
             # machine's load during the run reaches both sides
             rounds_ours, rounds_torch = [], []
@@ -305,26 +342,36 @@ def main(argv: list[str] | None = None) -> int:
             entry = {"row": row, "model": name, "image": side, "batch": batch}
             for label, r in (("ours", ours), ("torch", theirs)):
                 med = statistics.median(r["times"])
-                entry[label] = {"median_ms": 1e3 * med, "times_ms": [1e3 * t for t in r["times"]],
-                                "images_per_s": batch / med, "gflops": flops / med / 1e9,
-                                "peak_added_mib": r["peak_added_mib"]}
+                entry[label] = {
+                    "median_ms": 1e3 * med,
+                    "times_ms": [1e3 * t for t in r["times"]],
+                    "images_per_s": batch / med,
+                    "gflops": flops / med / 1e9,
+                    "peak_added_mib": r["peak_added_mib"],
+                }
             entry["ratio"] = entry["ours"]["median_ms"] / entry["torch"]["median_ms"]
-            entry["memory_ratio"] = (entry["ours"]["peak_added_mib"]
-                                     / max(entry["torch"]["peak_added_mib"], 1e-9))
+            entry["memory_ratio"] = entry["ours"]["peak_added_mib"] / max(
+                entry["torch"]["peak_added_mib"], 1e-9
+            )
             if "profile" in ours:
                 profiles[row] = ours["profile"]
                 entry["profile"] = ours["profile"]
             if train and not args.no_reference and not args.no_profile:
                 ref_args = common[:4] + ["1", "1", common[6], "1"]  # 1 warm-up, 1 timed, profiled
                 reference = _run_worker(["ours", *ref_args], MINI_IFORMER_IMPL="reference")
-                entry["reference_mode"] = {"ms": 1e3 * reference["times"][0],
-                                           "profile": reference.get("profile")}
+                entry["reference_mode"] = {
+                    "ms": 1e3 * reference["times"][0],
+                    "profile": reference.get("profile"),
+                }
             results.append(entry)
             a, b = entry["ours"], entry["torch"]
-            print(f"{row:<26} {batch:>5} {a['median_ms']:>9.1f} {b['median_ms']:>9.1f} "
-                  f"{entry['ratio']:>6.2f} {a['images_per_s']:>10.1f} {b['images_per_s']:>11.1f} "
-                  f"{a['gflops']:>9.1f} {b['gflops']:>10.1f} {a['peak_added_mib']:>8.0f} "
-                  f"{b['peak_added_mib']:>9.0f} {entry['memory_ratio']:>9.2f}", flush=True)
+            print(
+                f"{row:<26} {batch:>5} {a['median_ms']:>9.1f} {b['median_ms']:>9.1f} "
+                f"{entry['ratio']:>6.2f} {a['images_per_s']:>10.1f} {b['images_per_s']:>11.1f} "
+                f"{a['gflops']:>9.1f} {b['gflops']:>10.1f} {a['peak_added_mib']:>8.0f} "
+                f"{b['peak_added_mib']:>9.0f} {entry['memory_ratio']:>9.2f}",
+                flush=True,
+            )
 
     for row, prof in profiles.items():
         print(f"\nprofile of our {row} ({1e3 * prof['total']:.0f} ms):")
@@ -335,12 +382,24 @@ def main(argv: list[str] | None = None) -> int:
         if "reference_mode" in entry and "profile" in entry:
             _print_reference_table(entry)
 
-    args.out.write_text(json.dumps({
-        "machine": platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
-        "numpy": np.__version__, "torch": __import__("torch").__version__,
-        "matmul_gflops": peak, "rounds": args.rounds, "repeats": args.repeats,
-        "warmup": args.warmup, "rows": results,
-    }, indent=1) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "machine": platform.machine(),
+                "cores": os.cpu_count(),
+                "python": platform.python_version(),
+                "numpy": np.__version__,
+                "torch": __import__("torch").__version__,
+                "matmul_gflops": peak,
+                "rounds": args.rounds,
+                "repeats": args.repeats,
+                "warmup": args.warmup,
+                "rows": results,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     print(f"\nwrote {args.out}")
     return 0
 

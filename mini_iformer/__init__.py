@@ -19,17 +19,23 @@ The pieces, from the bottom up:
   ``import torch``) without slowing that import down.
 """
 
-from . import backend
+from . import backend, checkpoint, functional, nn, random, runtime
 from .autograd import (
-    OPS, Function, Tensor, as_tensor, enable_grad, float32, float64, is_grad_enabled, no_grad,
+    OPS,
+    Function,
+    Tensor,
+    as_tensor,
+    enable_grad,
+    float32,
+    float64,
+    is_grad_enabled,
+    no_grad,
 )
-from .factories import arange, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
 from .backend import BackendMismatchError, BackendUnavailableError, get_backend, set_backend
-from .ops import *  # noqa: F401,F403 - the core operations, mi.exp(x) etc.
-from .ops import __all__ as _ops_all
-from . import functional, nn, random, runtime
-from . import checkpoint
+from .factories import arange, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
 from .models import create_model, list_models
+from .ops import *  # noqa: F403 - the core operations, mi.exp(x) etc.
+from .ops import __all__ as _ops_all
 from .random import manual_seed
 from .summary import summary
 
@@ -48,10 +54,39 @@ def __getattr__(name: str):
         return module
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
-    "backend", "functional", "OPS", "Function", "Tensor", "arange", "as_tensor", "enable_grad", "float32",
-    "float64", "full", "is_grad_enabled", "no_grad", "ones", "ones_like", "rand", "randn",
-    "tensor", "zeros", "zeros_like", "BackendMismatchError", "BackendUnavailableError",
-    "get_backend", "set_backend", "nn", "random", "runtime", "checkpoint", "create_model", "list_models",
-    "manual_seed", "summary", *_ops_all,
+    "backend",
+    "functional",
+    "OPS",
+    "Function",
+    "Tensor",
+    "arange",
+    "as_tensor",
+    "enable_grad",
+    "float32",
+    "float64",
+    "full",
+    "is_grad_enabled",
+    "no_grad",
+    "ones",
+    "ones_like",
+    "rand",
+    "randn",
+    "tensor",
+    "zeros",
+    "zeros_like",
+    "BackendMismatchError",
+    "BackendUnavailableError",
+    "get_backend",
+    "set_backend",
+    "nn",
+    "random",
+    "runtime",
+    "checkpoint",
+    "create_model",
+    "list_models",
+    "manual_seed",
+    "summary",
+    *_ops_all,
 ]

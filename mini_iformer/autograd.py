@@ -43,7 +43,8 @@ from __future__ import annotations
 import numbers
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -78,7 +79,7 @@ DEFAULT_DTYPE = np.dtype(np.float32)
 # ---------------------------------------------------------------------------------------------
 #: Every public differentiable operation, by name. The test suite reads it and fails for any
 #: operation that has no specification, so no op can arrive untested.
-OPS: dict[str, Callable[..., "Tensor"]] = {}
+OPS: dict[str, Callable[..., Tensor]] = {}
 
 
 def register_op(name: str) -> Callable[[Callable[..., Tensor]], Callable[..., Tensor]]:
@@ -253,7 +254,7 @@ class Tensor(_Declared):
         Convert to this dtype.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_retains_grad", "__weakref__")
+    __slots__ = ("__weakref__", "_ctx", "_retains_grad", "data", "grad", "requires_grad")
     __array_ufunc__ = None  # ``ndarray + Tensor`` defers to Tensor.__radd__
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:

@@ -95,7 +95,7 @@ def _load_cupy() -> ModuleType:
         ) from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # CUDARuntimeError, or a driver that fails to load
+    except Exception as exc:  # noqa: BLE001 - CUDARuntimeError, or a driver that fails to load
         raise BackendUnavailableError(
             "The 'cupy' backend found CuPy but no usable NVIDIA GPU "
             f"({type(exc).__name__}: {exc}). Check the driver with `nvidia-smi`, "

@@ -9,7 +9,8 @@ backward has run, unless ``retain_graph``.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -96,8 +97,12 @@ def _accumulate_leaf(t: Any, g: Any, shared: set[int]) -> None:
         t.grad = type(t)._make(t.grad.data + g)
 
 
-def run_backward(root: Any, seed: Any, retain_graph: bool,
-                 profiler: Callable[[Any, str, float], None] | None = None) -> None:
+def run_backward(
+    root: Any,
+    seed: Any,
+    retain_graph: bool,
+    profiler: Callable[[Any, str, float], None] | None = None,
+) -> None:
     """Backpropagate ``seed``, the gradient of ``root`` (a Tensor), through ``root``'s graph:
     every function once, after all the functions that consumed its output, with the sum of
     the gradients reaching its output; then route what it returns to its inputs (summed back

@@ -44,8 +44,9 @@ import os
 import secrets
 import stat
 import zipfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -62,8 +63,10 @@ _LEGACY_MAGIC = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
 # so that a small file cannot ask for a terabyte array.
 _MAX_REPEATED = 2**24
 
-_RESAVE = ("re-save it with a current PyTorch (torch.save(torch.load(f), g)) or with "
-           "mini_iformer.checkpoint.save")
+_RESAVE = (
+    "re-save it with a current PyTorch (torch.save(torch.load(f), g)) or with "
+    "mini_iformer.checkpoint.save"
+)
 
 
 class CheckpointError(ValueError):
@@ -85,6 +88,7 @@ def _read_only(self: Any, state: Any) -> None:
 
 # -- element types ---------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class _DType:
     """A PyTorch element type: its name, its legacy storage class, its bytes as NumPy reads them."""
@@ -100,15 +104,22 @@ class _DType:
 
 
 _DTYPES = [
-    _DType("float32", "FloatStorage", "<f4"), _DType("float64", "DoubleStorage", "<f8"),
-    _DType("float16", "HalfStorage", "<f2"), _DType("bfloat16", "BFloat16Storage", "<u2"),
-    _DType("int64", "LongStorage", "<i8"), _DType("int32", "IntStorage", "<i4"),
-    _DType("int16", "ShortStorage", "<i2"), _DType("int8", "CharStorage", "i1"),
-    _DType("uint8", "ByteStorage", "u1"), _DType("bool", "BoolStorage", "u1"),
+    _DType("float32", "FloatStorage", "<f4"),
+    _DType("float64", "DoubleStorage", "<f8"),
+    _DType("float16", "HalfStorage", "<f2"),
+    _DType("bfloat16", "BFloat16Storage", "<u2"),
+    _DType("int64", "LongStorage", "<i8"),
+    _DType("int32", "IntStorage", "<i4"),
+    _DType("int16", "ShortStorage", "<i2"),
+    _DType("int8", "CharStorage", "i1"),
+    _DType("uint8", "ByteStorage", "u1"),
+    _DType("bool", "BoolStorage", "u1"),
     _DType("complex64", "ComplexFloatStorage", "<c8"),
     _DType("complex128", "ComplexDoubleStorage", "<c16"),
     # No legacy storage class: torch writes these through _rebuild_tensor_v3 (below).
-    _DType("uint16", None, "<u2"), _DType("uint32", None, "<u4"), _DType("uint64", None, "<u8"),
+    _DType("uint16", None, "<u2"),
+    _DType("uint32", None, "<u4"),
+    _DType("uint64", None, "<u8"),
 ]
 #: ``torch.storage.UntypedStorage``: plain bytes; the tensor record says how to read them.
 _UNTYPED = _DType("untyped", "UntypedStorage", "u1")
@@ -128,8 +139,10 @@ class _Storage:
         """The storage as a flat array of ``dtype``: native byte order, bfloat16 as float32."""
         raw = np.dtype(dtype.raw).newbyteorder(">" if self.big_endian else "<")
         if len(self.data) % raw.itemsize:
-            raise _Reason(f"storage {self.key!r} holds {len(self.data)} bytes, not a whole "
-                          f"number of {dtype.name} elements")
+            raise _Reason(
+                f"storage {self.key!r} holds {len(self.data)} bytes, not a whole "
+                f"number of {dtype.name} elements"
+            )
         flat = np.frombuffer(self.data, dtype=raw)
         if dtype.name == "bfloat16":  # bfloat16 is the top half of a float32
             return (flat.astype(np.uint32) << 16).view(np.float32)
@@ -139,6 +152,7 @@ class _Storage:
 
 
 # -- the rebuild functions data.pkl calls, on NumPy ------------------------------------------
+
 
 def _ints(value: Any, what: str) -> tuple[int, ...]:
     if not isinstance(value, (tuple, list)) or any(type(v) is not int or v < 0 for v in value):
@@ -155,41 +169,66 @@ def _view(storage: Any, offset: Any, size: Any, stride: Any, dtype: _DType) -> n
     if not isinstance(storage, _Storage):
         raise _Reason(f"a tensor record names {type(storage).__name__}, not a storage")
     flat = storage.view(dtype)
-    (offset,), size, stride = _ints((offset,), "offset"), _ints(size, "size"), _ints(stride, "stride")
+    (offset,), size, stride = (
+        _ints((offset,), "offset"),
+        _ints(size, "size"),
+        _ints(stride, "stride"),
+    )
     if len(size) != len(stride):
         raise _Reason(f"a tensor has size {size} but stride {stride}")
     if 0 in size:  # nothing is read (torch writes any offset for an empty view)
         return np.zeros(size, dtype=flat.dtype)
     if offset + sum((n - 1) * s for n, s in zip(size, stride)) >= flat.size:
-        raise _Reason(f"a tensor (offset {offset}, size {size}, stride {stride}) reaches past "
-                      f"the end of storage {storage.key!r} ({flat.size} elements)")
+        raise _Reason(
+            f"a tensor (offset {offset}, size {size}, stride {stride}) reaches past "
+            f"the end of storage {storage.key!r} ({flat.size} elements)"
+        )
     if math.prod(size) > max(flat.size, _MAX_REPEATED):
-        raise _Reason(f"a tensor of size {size} repeats the {flat.size} elements of storage "
-                      f"{storage.key!r} into more than {_MAX_REPEATED} elements")
+        raise _Reason(
+            f"a tensor of size {size} repeats the {flat.size} elements of storage "
+            f"{storage.key!r} into more than {_MAX_REPEATED} elements"
+        )
     # A dimension of length 1 never steps, whatever its stride says (torch writes any).
     strides = tuple(s * flat.itemsize if n > 1 else 0 for n, s in zip(size, stride))
     return np.lib.stride_tricks.as_strided(flat[offset:], size, strides, writeable=False).copy()
 
 
-def _rebuild_tensor_v2(storage: Any, offset: Any, size: Any, stride: Any, requires_grad: Any,
-                       backward_hooks: Any, metadata: Any = None) -> np.ndarray:
+def _rebuild_tensor_v2(
+    storage: Any,
+    offset: Any,
+    size: Any,
+    stride: Any,
+    requires_grad: Any,
+    backward_hooks: Any,
+    metadata: Any = None,
+) -> np.ndarray:
     """A tensor on a typed storage (``torch.FloatStorage`` ...): the common case."""
     if not isinstance(storage, _Storage) or storage.dtype is _UNTYPED:
-        raise _Reason(f"_rebuild_tensor_v2 got a {type(storage).__name__} where a typed "
-                      "storage belongs")
+        raise _Reason(
+            f"_rebuild_tensor_v2 got a {type(storage).__name__} where a typed storage belongs"
+        )
     return _view(storage, offset, size, stride, storage.dtype)
 
 
-def _rebuild_tensor_v3(storage: Any, offset: Any, size: Any, stride: Any, requires_grad: Any,
-                       backward_hooks: Any, dtype: Any, metadata: Any = None) -> np.ndarray:
+def _rebuild_tensor_v3(
+    storage: Any,
+    offset: Any,
+    size: Any,
+    stride: Any,
+    requires_grad: Any,
+    backward_hooks: Any,
+    dtype: Any,
+    metadata: Any = None,
+) -> np.ndarray:
     """A tensor on untyped bytes (torch uses it for dtypes without a storage class: uint16...)."""
     if not isinstance(dtype, _DType) or dtype is _UNTYPED:
         raise _Reason(f"_rebuild_tensor_v3 got {dtype!r:.80} where a dtype belongs")
     return _view(storage, offset, size, stride, dtype)
 
 
-def _rebuild_parameter(data: Any, requires_grad: Any, backward_hooks: Any,
-                       state: Any = None) -> np.ndarray:
+def _rebuild_parameter(
+    data: Any, requires_grad: Any, backward_hooks: Any, state: Any = None
+) -> np.ndarray:
     """An ``nn.Parameter`` (saved with ``keep_vars=True``): its tensor is all we keep."""
     if not isinstance(data, np.ndarray):
         raise _Reason(f"a parameter wraps {type(data).__name__}, not a tensor")
@@ -238,8 +277,10 @@ def _refusal(module: str, name: str) -> _Reason:
     """Why ``module.name``, which is not in ``ALLOWED_GLOBALS``, is refused."""
     if module == "torch" and name.startswith(("float8", "float4")):
         return _Reason(f"a tensor has dtype torch.{name}, which NumPy cannot represent")
-    return _Reason(f"refused: the pickle asks for {module}.{name}, which is not allowed in a "
-                   "tensor checkpoint; nothing from the file was executed")
+    return _Reason(
+        f"refused: the pickle asks for {module}.{name}, which is not allowed in a "
+        "tensor checkpoint; nothing from the file was executed"
+    )
 
 
 class _Storages:
@@ -259,13 +300,16 @@ class _Storages:
             member = f"{self.prefix}/data/{key}"
             data = _read_member(self.archive, member, f"storage member {member!r}")
             if len(data) != numel * dtype.itemsize:
-                raise _Reason(f"storage member {member!r} holds {len(data)} bytes; the pickle "
-                              f"says {numel} {dtype.name} elements ({numel * dtype.itemsize} bytes)")
+                raise _Reason(
+                    f"storage member {member!r} holds {len(data)} bytes; the pickle "
+                    f"says {numel} {dtype.name} elements ({numel * dtype.itemsize} bytes)"
+                )
             self.storages[key] = _Storage(key, data, dtype, self.big_endian)
         return self.storages[key]
 
 
 # -- reading --------------------------------------------------------------------------------
+
 
 def _read_member(archive: zipfile.ZipFile, name: str, what: str) -> bytes:
     try:
@@ -304,8 +348,10 @@ def _read_zip(path: str) -> Any:
         if pickles:
             return _read_torch(archive, pickles[0])
         if not all(n.endswith(".npy") for n in names):
-            raise _Reason("a zip archive, but neither a NumPy .npz (only *.npy members) nor a "
-                          "PyTorch checkpoint (no <archive>/data.pkl member)")
+            raise _Reason(
+                "a zip archive, but neither a NumPy .npz (only *.npy members) nor a "
+                "PyTorch checkpoint (no <archive>/data.pkl member)"
+            )
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {key: npz[key] for key in npz.files}
@@ -321,8 +367,9 @@ def _as_state_dict(obj: Any) -> dict[str, np.ndarray]:
                 obj = obj[wrapper]
                 break
     if not isinstance(obj, Mapping):
-        raise _Reason(f"the pickled object has type {type(obj).__name__}, not a mapping of "
-                      "names to tensors")
+        raise _Reason(
+            f"the pickled object has type {type(obj).__name__}, not a mapping of names to tensors"
+        )
     for key, value in obj.items():
         if not isinstance(key, str):
             raise _Reason(f"the state dict has a key {key!r:.80} that is not a string")
@@ -330,7 +377,7 @@ def _as_state_dict(obj: Any) -> dict[str, np.ndarray]:
             raise _Reason(f"entry {key!r} has type {type(value).__name__}, not a tensor")
     state = dict(obj)
     if state and all(key.startswith("module.") for key in state):  # saved from DataParallel
-        state = {key[len("module."):]: value for key, value in state.items()}
+        state = {key[len("module.") :]: value for key, value in state.items()}
     return state
 
 
@@ -350,25 +397,31 @@ def _load(path: str) -> dict[str, np.ndarray]:
     if head.startswith(b"PK"):
         return _as_state_dict(_read_zip(path))
     if head.startswith(b"\x80") and _LEGACY_MAGIC in head:
-        raise _Reason("legacy PyTorch format (before 1.6, or _use_new_zipfile_serialization="
-                      f"False), which is not supported: {_RESAVE}")
+        raise _Reason(
+            "legacy PyTorch format (before 1.6, or _use_new_zipfile_serialization="
+            f"False), which is not supported: {_RESAVE}"
+        )
     if head.startswith(b"\x80"):
-        raise _Reason("a bare pickle, which is not supported: unpickling it could run any code "
-                      f"in it. If it holds tensors, {_RESAVE}")
+        raise _Reason(
+            "a bare pickle, which is not supported: unpickling it could run any code "
+            f"in it. If it holds tensors, {_RESAVE}"
+        )
     if head.startswith(b"\x93NUMPY"):
         raise _Reason("a single .npy array, not a state dict (save one with np.savez)")
-    raise _Reason("not a checkpoint: neither a NumPy .npz nor a PyTorch zip archive "
-                  f"(first bytes {head[:8]!r})")
+    raise _Reason(
+        "not a checkpoint: neither a NumPy .npz nor a PyTorch zip archive "
+        f"(first bytes {head[:8]!r})"
+    )
 
 
 def load(path: PathLike) -> dict[str, np.ndarray]:
     """Read a state dict from ``path``: our ``.npz``, or a ``torch.save`` zip file.
 
-    Returns ``{name: array}`` in the file's order. A PyTorch file may wrap the state dict
-    under ``'state_dict'`` or ``'model'`` (the other entries, read by the same restricted
-unpickler, are then dropped); a ``module.``
-    prefix on every key (DataParallel) is removed. bfloat16 becomes float32; other dtypes are
-    kept. Raises :class:`CheckpointError` naming the file and the reason for anything else.
+        Returns ``{name: array}`` in the file's order. A PyTorch file may wrap the state dict
+        under ``'state_dict'`` or ``'model'`` (the other entries, read by the same restricted
+    unpickler, are then dropped); a ``module.``
+        prefix on every key (DataParallel) is removed. bfloat16 becomes float32; other dtypes are
+        kept. Raises :class:`CheckpointError` naming the file and the reason for anything else.
     """
     name = os.fspath(path)
     try:
@@ -378,6 +431,7 @@ unpickler, are then dropped); a ``module.``
 
 
 # -- writing --------------------------------------------------------------------------------
+
 
 def _as_numpy(value: Any) -> np.ndarray:
     """A host NumPy array from an array (NumPy or CuPy), a Tensor, or a NumPy scalar."""
@@ -401,8 +455,9 @@ def save(state_dict: Mapping[str, Any], path: PathLike) -> None:
     """
     name = os.fspath(path)
     if not isinstance(state_dict, Mapping):
-        raise CheckpointError(f"{name}: expected a mapping of names to arrays, "
-                              f"got {type(state_dict).__name__}")
+        raise CheckpointError(
+            f"{name}: expected a mapping of names to arrays, got {type(state_dict).__name__}"
+        )
     arrays: dict[str, np.ndarray] = {}
     for key, value in state_dict.items():
         if not isinstance(key, str) or not key:
@@ -412,15 +467,17 @@ def save(state_dict: Mapping[str, Any], path: PathLike) -> None:
         except _Reason as exc:
             raise CheckpointError(f"{name}: entry {key!r} {exc}") from None
         if arrays[key].dtype.hasobject:
-            raise CheckpointError(f"{name}: entry {key!r} has dtype object; only numeric "
-                                  "and bool arrays can be saved")
+            raise CheckpointError(
+                f"{name}: entry {key!r} has dtype object; only numeric and bool arrays can be saved"
+            )
     directory, base = os.path.split(os.path.abspath(name))
     temporary = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
     try:
-        f = open(temporary, "xb")
+        f = open(temporary, "xb")  # noqa: SIM115 - closed by the "with f" below
     except OSError as exc:
-        raise CheckpointError(f"{name}: cannot create a file in {directory} "
-                              f"({exc.strerror or exc})") from exc
+        raise CheckpointError(
+            f"{name}: cannot create a file in {directory} ({exc.strerror or exc})"
+        ) from exc
     try:
         with f:
             with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
@@ -435,8 +492,9 @@ def save(state_dict: Mapping[str, Any], path: PathLike) -> None:
             os.remove(temporary)
         if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: pass them on
             raise
-        raise CheckpointError(f"{name}: writing failed, nothing was replaced "
-                              f"({type(exc).__name__}: {exc})") from exc
+        raise CheckpointError(
+            f"{name}: writing failed, nothing was replaced ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def load_weights(path: PathLike) -> dict[str, np.ndarray]:
@@ -444,5 +502,5 @@ def load_weights(path: PathLike) -> dict[str, np.ndarray]:
     part of a training checkpoint written by ``train_cifar.py`` (its entries under
     ``model/``)."""
     entries = load(path)
-    inner = {k[len("model/"):]: v for k, v in entries.items() if k.startswith("model/")}
+    inner = {k[len("model/") :]: v for k, v in entries.items() if k.startswith("model/")}
     return inner if inner else entries

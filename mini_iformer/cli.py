@@ -20,8 +20,19 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["UsageError", "Parser", "message_of", "one_line", "report_error", "int_at_least",
-           "positive_int", "fraction", "positive", "non_negative", "probability"]
+__all__ = [
+    "UsageError",
+    "Parser",
+    "message_of",
+    "one_line",
+    "report_error",
+    "int_at_least",
+    "positive_int",
+    "fraction",
+    "positive",
+    "non_negative",
+    "probability",
+]
 
 
 class UsageError(ValueError):

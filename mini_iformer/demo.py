@@ -27,7 +27,9 @@ def two_spirals(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarra
 
 
 def init(shape: tuple[int, int], rng: np.random.Generator) -> mi.Tensor:
-    return mi.tensor(rng.normal(0, np.sqrt(2 / shape[0]), shape).astype(np.float32), requires_grad=True)
+    return mi.tensor(
+        rng.normal(0, np.sqrt(2 / shape[0]), shape).astype(np.float32), requires_grad=True
+    )
 
 
 def forward(params: list[mi.Tensor], x: mi.Tensor) -> mi.Tensor:
@@ -42,18 +44,27 @@ def cross_entropy(logits: mi.Tensor, onehot: mi.Tensor) -> mi.Tensor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mini_iformer.demo",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m mini_iformer.demo", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--steps", type=int, default=1500, help="training steps (default 1500)")
-    parser.add_argument("--hidden", type=int, default=32, help="hidden units per layer (default 32)")
+    parser.add_argument(
+        "--hidden", type=int, default=32, help="hidden units per layer (default 32)"
+    )
     parser.add_argument("--lr", type=float, default=0.5, help="learning rate (default 0.5)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--backend", choices=mi.backend.BACKENDS, default=None,
-                        help="array backend (default: numpy, or MINI_IFORMER_BACKEND)")
+    parser.add_argument(
+        "--backend",
+        choices=mi.backend.BACKENDS,
+        default=None,
+        help="array backend (default: numpy, or MINI_IFORMER_BACKEND)",
+    )
     args = parser.parse_args(argv)
     if args.steps < 1 or args.hidden < 1 or not 0 < args.lr < float("inf"):
-        parser.error(f"--steps and --hidden must be positive and --lr a finite number greater "
-                     f"than 0, got --steps {args.steps} --hidden {args.hidden} --lr {args.lr}")
+        parser.error(
+            f"--steps and --hidden must be positive and --lr a finite number greater "
+            f"than 0, got --steps {args.steps} --hidden {args.hidden} --lr {args.lr}"
+        )
     if args.seed < 0:
         parser.error(f"--seed must be at least 0, got {args.seed}")
     if args.backend:
@@ -66,12 +77,19 @@ def main(argv: list[str] | None = None) -> int:
     x_np, y_np = two_spirals(200, rng)
     x, onehot = mi.tensor(x_np), mi.tensor(np.eye(2, dtype=np.float32)[y_np])
     h = args.hidden
-    params = [init((2, h), rng), mi.zeros(h, requires_grad=True),
-              init((h, h), rng), mi.zeros(h, requires_grad=True),
-              init((h, 2), rng), mi.zeros(2, requires_grad=True)]
+    params = [
+        init((2, h), rng),
+        mi.zeros(h, requires_grad=True),
+        init((h, h), rng),
+        mi.zeros(h, requires_grad=True),
+        init((h, 2), rng),
+        mi.zeros(2, requires_grad=True),
+    ]
     n_params = sum(p.size for p in params)
-    print(f"two spirals: {len(y_np)} points, a 2-{h}-{h}-2 tanh network ({n_params} parameters), "
-          f"backend {mi.get_backend()}")
+    print(
+        f"two spirals: {len(y_np)} points, a 2-{h}-{h}-2 tanh network ({n_params} parameters), "
+        f"backend {mi.get_backend()}"
+    )
 
     start = time.perf_counter()
     for step in range(1, args.steps + 1):
@@ -104,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
 
     numeric = (loss_at(1.0) - loss_at(-1.0)) / (2 * eps)
     rel = abs(numeric - analytic) / max(1e-12, abs(numeric))
-    print(f"gradient check: backward {analytic:.8f}, finite difference {numeric:.8f} "
-          f"(relative difference {rel:.1e})")
+    print(
+        f"gradient check: backward {analytic:.8f}, finite difference {numeric:.8f} "
+        f"(relative difference {rel:.1e})"
+    )
     return 0 if rel < 1e-4 else 1
 
 

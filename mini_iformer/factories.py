@@ -41,7 +41,9 @@ def ones(*shape: Any, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -
     return Tensor._make(data).requires_grad_(requires_grad)
 
 
-def full(shape: Any, value: float, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:
+def full(
+    shape: Any, value: float, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False
+) -> Tensor:
     """A tensor of ``shape`` filled with ``value``."""
     data = backend.get_xp().full(_shape_arg((shape,)), value, dtype=dtype)
     return Tensor._make(data).requires_grad_(requires_grad)
@@ -68,7 +70,10 @@ def arange(*args: Any, dtype: Any = None) -> Tensor:
 
 
 def _random(
-    kind: str, shape: tuple[Any, ...], generator: np.random.Generator | None, dtype: Any,
+    kind: str,
+    shape: tuple[Any, ...],
+    generator: np.random.Generator | None,
+    dtype: Any,
     requires_grad: bool,
 ) -> Tensor:
     rng = generator if generator is not None else np.random.default_rng()
@@ -77,7 +82,9 @@ def _random(
 
 
 def randn(
-    *shape: Any, generator: np.random.Generator | None = None, dtype: Any = DEFAULT_DTYPE,
+    *shape: Any,
+    generator: np.random.Generator | None = None,
+    dtype: Any = DEFAULT_DTYPE,
     requires_grad: bool = False,
 ) -> Tensor:
     """Standard normal values, drawn on the host from ``generator`` (reproducible when given)."""
@@ -85,7 +92,9 @@ def randn(
 
 
 def rand(
-    *shape: Any, generator: np.random.Generator | None = None, dtype: Any = DEFAULT_DTYPE,
+    *shape: Any,
+    generator: np.random.Generator | None = None,
+    dtype: Any = DEFAULT_DTYPE,
     requires_grad: bool = False,
 ) -> Tensor:
     """Uniform values in [0, 1), drawn on the host from ``generator``."""

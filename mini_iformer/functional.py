@@ -30,23 +30,35 @@ from .ops.pool import avg_pool2d, max_pool2d
 from .ops.resize import interpolate
 
 __all__ = [
-    "softmax", "log_softmax", "pad", "conv2d", "max_pool2d", "avg_pool2d", "interpolate",
-    "linear", "layer_norm", "batch_norm", "gelu", "scaled_dot_product_attention", "dropout",
-    "drop_path", "cross_entropy",
+    "softmax",
+    "log_softmax",
+    "pad",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "interpolate",
+    "linear",
+    "layer_norm",
+    "batch_norm",
+    "gelu",
+    "scaled_dot_product_attention",
+    "dropout",
+    "drop_path",
+    "cross_entropy",
 ]
 
 
-def softmax(input: Any, dim: int = -1, *, dtype: Any = None) -> Tensor:  # noqa: A002
+def softmax(input: Any, dim: int = -1, *, dtype: Any = None) -> Tensor:
     """Softmax along ``dim`` (numerically stable); ``dtype``: convert the input first."""
     return ops.softmax(input, axis=dim, dtype=dtype)
 
 
-def log_softmax(input: Any, dim: int = -1, *, dtype: Any = None) -> Tensor:  # noqa: A002
+def log_softmax(input: Any, dim: int = -1, *, dtype: Any = None) -> Tensor:
     """log(softmax(input)) along ``dim`` (numerically stable); ``dtype``: convert the input
     first."""
     return ops.log_softmax(input, axis=dim, dtype=dtype)
 
 
-def pad(input: Any, pad: Any, mode: str = "constant", value: float = 0.0) -> Tensor:  # noqa: A002
+def pad(input: Any, pad: Any, mode: str = "constant", value: float = 0.0) -> Tensor:
     """``torch.nn.functional.pad``: modes "constant", "reflect", "replicate", "circular"."""
     return ops.pad(input, pad, value=value, mode=mode)

@@ -49,22 +49,53 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the top ImageNet-1k classes, with probabilities, for each image.",
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files to classify")
-    parser.add_argument("--model", default=DEFAULT_MODEL, choices=_model_names(),
-                        help=f"model architecture (default: {DEFAULT_MODEL})")
-    parser.add_argument("--checkpoint", metavar="PATH",
-                        help="weights: the authors' .pth or a mini-iformer .npz "
-                             "(without it the weights are random)")
-    parser.add_argument("--top-k", type=positive_int, default=5, metavar="K",
-                        help="how many classes to print per image (default: 5)")
-    parser.add_argument("--batch-size", type=positive_int, default=8, metavar="N",
-                        help="images per forward pass (default: 8)")
-    parser.add_argument("--backend", choices=mi.backend.BACKENDS, default="numpy",
-                        help="array backend (default: numpy)")
-    parser.add_argument("--img-size", type=positive_int, default=None, metavar="PIXELS",
-                        help="input resolution (default: the model's, else 224)")
-    parser.add_argument("--crop-pct", type=fraction, default=None, metavar="FRACTION",
-                        help="centre-crop fraction: the short side is resized to "
-                             "img-size / crop-pct (default: the model's, else 0.9)")
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        choices=_model_names(),
+        help=f"model architecture (default: {DEFAULT_MODEL})",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="weights: the authors' .pth or a mini-iformer .npz "
+        "(without it the weights are random)",
+    )
+    parser.add_argument(
+        "--top-k",
+        type=positive_int,
+        default=5,
+        metavar="K",
+        help="how many classes to print per image (default: 5)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=8,
+        metavar="N",
+        help="images per forward pass (default: 8)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=mi.backend.BACKENDS,
+        default="numpy",
+        help="array backend (default: numpy)",
+    )
+    parser.add_argument(
+        "--img-size",
+        type=positive_int,
+        default=None,
+        metavar="PIXELS",
+        help="input resolution (default: the model's, else 224)",
+    )
+    parser.add_argument(
+        "--crop-pct",
+        type=fraction,
+        default=None,
+        metavar="FRACTION",
+        help="centre-crop fraction: the short side is resized to "
+        "img-size / crop-pct (default: the model's, else 0.9)",
+    )
     return parser
 
 
@@ -89,8 +120,9 @@ def top_k(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return order, np.take_along_axis(probs, order, axis=-1)
 
 
-def format_predictions(path: str, indices: np.ndarray, probs: np.ndarray,
-                       names: Sequence[str]) -> str:
+def format_predictions(
+    path: str, indices: np.ndarray, probs: np.ndarray, names: Sequence[str]
+) -> str:
     """The block printed for one image: its path, then one line per class."""
     lines = [path]
     for index, prob in zip(indices.tolist(), probs.tolist()):
@@ -129,8 +161,11 @@ def _check_images(paths: Sequence[str]) -> None:
 def _build_model(name: str, checkpoint: str | None) -> Any:
     """Create the model in evaluation mode, turning loading failures into a UsageError."""
     if checkpoint is None:
-        print(f"warning: no --checkpoint given: {name} has random weights, "
-              "so its predictions are meaningless", file=sys.stderr)
+        print(
+            f"warning: no --checkpoint given: {name} has random weights, "
+            "so its predictions are meaningless",
+            file=sys.stderr,
+        )
     elif not os.path.isfile(checkpoint):
         raise UsageError(f"no such checkpoint file: {checkpoint!r}")
     try:
@@ -160,26 +195,30 @@ def _run(args: argparse.Namespace) -> None:
         try:
             check_size(size, size)
         except ValueError as exc:
-            raise UsageError(f"--img-size {size} does not fit {args.model}: "
-                             f"{message_of(exc)}") from None
+            raise UsageError(
+                f"--img-size {size} does not fit {args.model}: {message_of(exc)}"
+            ) from None
     crop_pct = args.crop_pct or float(getattr(model, "default_crop_pct", None) or 0.9)
     names = imagenet.class_names()
     blocks_printed = 0
     for start in range(0, len(args.images), args.batch_size):
-        paths = args.images[start:start + args.batch_size]
+        paths = args.images[start : start + args.batch_size]
         try:
             batch = imagenet.load_images(paths, size=size, crop_pct=crop_pct)
         except ValueError as exc:
             raise UsageError(message_of(exc)) from None
         probs = predict(model, batch)
         if probs.shape != (len(paths), len(names)):
-            raise UsageError(f"{args.model} gave outputs of shape {probs.shape}, "
-                             f"expected ({len(paths)}, {len(names)})")
+            raise UsageError(
+                f"{args.model} gave outputs of shape {probs.shape}, "
+                f"expected ({len(paths)}, {len(names)})"
+            )
         indices, values = top_k(probs, args.top_k)
         for row, path in enumerate(paths):
             separator = "\n" if blocks_printed else ""
-            print(separator + format_predictions(path, indices[row], values[row], names),
-                  flush=True)
+            print(
+                separator + format_predictions(path, indices[row], values[row], names), flush=True
+            )
             blocks_printed += 1
         _progress(start + len(paths), len(args.images))
 

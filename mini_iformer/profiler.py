@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from . import autograd
 
@@ -80,11 +81,15 @@ class Profile:
         lines = [f"{'operation':<28} {'calls':>6} {'fwd ms':>9} {'bwd ms':>9} {'share':>6}"]
         for key, r in rows:
             both = r["forward"] + r["backward"]
-            lines.append(f"{key:<28} {int(r['calls']):>6} {1e3 * r['forward']:>9.2f} "
-                         f"{1e3 * r['backward']:>9.2f} {100 * both / total:>5.1f}%")
-        lines.append(f"{'total':<28} {'':>6} "
-                     f"{1e3 * sum(r['forward'] for _, r in self.by_key().items()):>9.2f} "
-                     f"{1e3 * sum(r['backward'] for _, r in self.by_key().items()):>9.2f}")
+            lines.append(
+                f"{key:<28} {int(r['calls']):>6} {1e3 * r['forward']:>9.2f} "
+                f"{1e3 * r['backward']:>9.2f} {100 * both / total:>5.1f}%"
+            )
+        lines.append(
+            f"{'total':<28} {'':>6} "
+            f"{1e3 * sum(r['forward'] for _, r in self.by_key().items()):>9.2f} "
+            f"{1e3 * sum(r['backward'] for _, r in self.by_key().items()):>9.2f}"
+        )
         return "\n".join(lines)
 
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 import io
 import pickle
 import pickletools
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 __all__ = ["RestrictedUnpickler", "load", "check_globals"]
 
@@ -71,9 +72,15 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
     in a handful of byte strings), so the speed is the same.
     """
 
-    def __init__(self, data: bytes, allowed: Allowed, refuse: Refuse, *,
-                 persistent_load: Callable[[Any], Any] | None = None,
-                 encoding: str = "ASCII") -> None:
+    def __init__(
+        self,
+        data: bytes,
+        allowed: Allowed,
+        refuse: Refuse,
+        *,
+        persistent_load: Callable[[Any], Any] | None = None,
+        encoding: str = "ASCII",
+    ) -> None:
         super().__init__(_Stream(data), encoding=encoding)
         self.allowed, self.refuse = allowed, refuse
         self.persistent = persistent_load or _no_persistent_ids
@@ -87,8 +94,14 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
         return self.persistent(pid)
 
 
-def load(data: bytes, allowed: Allowed, refuse: Refuse, *,
-         persistent_load: Callable[[Any], Any] | None = None, encoding: str = "ASCII") -> Any:
+def load(
+    data: bytes,
+    allowed: Allowed,
+    refuse: Refuse,
+    *,
+    persistent_load: Callable[[Any], Any] | None = None,
+    encoding: str = "ASCII",
+) -> Any:
     """The object pickled in ``data``, built only from plain data and the stand-ins of
     ``allowed``; a name outside it raises ``refuse(module, name)`` before anything is built.
 
@@ -98,5 +111,6 @@ def load(data: bytes, allowed: Allowed, refuse: Refuse, *,
     (``ValueError``, ``pickle.UnpicklingError``, ``EOFError``, ...): the readers report it.
     """
     check_globals(data, allowed, refuse)
-    return RestrictedUnpickler(data, allowed, refuse, persistent_load=persistent_load,
-                               encoding=encoding).load()
+    return RestrictedUnpickler(
+        data, allowed, refuse, persistent_load=persistent_load, encoding=encoding
+    ).load()

@@ -11,8 +11,9 @@ left out, as in the figures papers quote (4.8 G for iFormer-S at 224x224).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from . import nn
 from .autograd import no_grad
@@ -52,15 +53,21 @@ class Summary:
 
     def __str__(self) -> str:
         c, h, w = self.input_size
-        lines = [f"{self.model}, input {c}x{h}x{w}",
-                 f"{'stage':<6} {'map':>7} {'dim':>5} {'blocks':>6} {'params':>12} "
-                 f"{'MACs':>9}  high/low channels per block (share to attention)"]
+        lines = [
+            f"{self.model}, input {c}x{h}x{w}",
+            f"{'stage':<6} {'map':>7} {'dim':>5} {'blocks':>6} {'params':>12} "
+            f"{'MACs':>9}  high/low channels per block (share to attention)",
+        ]
         for s in self.stages:
             size = f"{s.map_size[0]}x{s.map_size[1]}" if s.map_size else ""
-            lines.append(f"{s.name:<6} {size:>7} {s.dim or '':>5} {s.blocks or '':>6} "
-                         f"{s.params:>12,} {_giga(s.macs):>9}  {_ramp(s.splits, s.dim)}")
-        lines.append(f"{'total':<6} {'':>7} {'':>5} {'':>6} {self.total_params:>12,} "
-                     f"{_giga(self.total_macs):>9}")
+            lines.append(
+                f"{s.name:<6} {size:>7} {s.dim or '':>5} {s.blocks or '':>6} "
+                f"{s.params:>12,} {_giga(s.macs):>9}  {_ramp(s.splits, s.dim)}"
+            )
+        lines.append(
+            f"{'total':<6} {'':>7} {'':>5} {'':>6} {self.total_params:>12,} "
+            f"{_giga(self.total_macs):>9}"
+        )
         return "\n".join(lines)
 
 
@@ -132,8 +139,10 @@ def summary(model: InceptionTransformer, input_size: int | Sequence[int] | None 
         row = stages[str(i)]
         row.map_size, row.dim = maps[i - 1], model.embed_dims[i - 1]
         row.params = getattr(model, f"pos_embed{i}").size + sum(
-            p.size for key in (f"patch_embed{i}" if i > 1 else "patch_embed", f"blocks{i}")
-            for p in getattr(model, key).parameters())
+            p.size
+            for key in (f"patch_embed{i}" if i > 1 else "patch_embed", f"blocks{i}")
+            for p in getattr(model, key).parameters()
+        )
         blocks = getattr(model, f"blocks{i}")
         row.blocks = len(blocks)
         row.splits = [(b.attn.high_dim, b.attn.low_dim) for b in blocks]

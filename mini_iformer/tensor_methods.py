@@ -8,9 +8,13 @@ type checking. ``tests/test_backend.py`` checks that the declarations and the at
 methods are the same set.
 """
 
+# mypy: disable-error-code="empty-body"
+# (declarations only: the bodies are the operations that mini_iformer.ops attaches)
+
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11
@@ -46,6 +50,7 @@ class TensorMethods:
     def __ge__(self, other: Any) -> Self: ...
     def __eq__(self, other: Any) -> Self: ...  # type: ignore[override]
     def __ne__(self, other: Any) -> Self: ...  # type: ignore[override]
+
     # Tensors hash by identity, as in PyTorch (declaring __eq__ alone would make them unhashable).
     __hash__ = object.__hash__
 

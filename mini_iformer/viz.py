@@ -41,8 +41,9 @@ import shutil
 import subprocess
 import warnings
 from collections import deque
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ _TENSOR_STYLE = {
     "output": 'shape=box, style=filled, fillcolor="palegreen"',
     "grad_leaf": 'shape=box, style=filled, fillcolor="lightblue"',
     "constant": "shape=box",
-    "intermediate": 'shape=box, style=rounded',
+    "intermediate": "shape=box, style=rounded",
 }
 _OP_STYLE = 'shape=ellipse, style=filled, fillcolor="lightgrey"'
 
@@ -83,9 +84,11 @@ class DotGraph(str):
         if suffix == "dot":
             suffix = ""
         if format is not None:
-            format = format.lower().lstrip(".")
+            format = format.lower().lstrip(".")  # noqa: A001 - Graphviz's -T format, by name
             if not format or not format.replace(":", "").isalnum():
-                raise ValueError(f"format must be a Graphviz output format such as 'png', got {format!r}")
+                raise ValueError(
+                    f"format must be a Graphviz output format such as 'png', got {format!r}"
+                )
             if suffix and suffix != format:
                 raise ValueError(
                     f"the path {str(path)!r} ends in .{suffix} but format={format!r}; "
@@ -114,7 +117,8 @@ class DotGraph(str):
             return written
         result = subprocess.run(
             [dot_exe, f"-T{fmt}", str(dot_path), "-o", str(image_path)],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             raise RuntimeError(
@@ -171,7 +175,7 @@ def draw_graph(
     known = _names_by_id(names)
 
     ids: dict[int, str] = {}  # id(tensor or function) -> node id
-    keep: list[Any] = []      # keeps every object alive while its id() is in use
+    keep: list[Any] = []  # keeps every object alive while its id() is in use
     counts = {"t": 0, "op": 0}
     nodes: list[str] = []
     edges: list[str] = []
@@ -191,8 +195,10 @@ def draw_graph(
     while queue:
         t = queue.popleft()
         tid = ids[id(t)]
-        nodes.append(f'{tid} [label="{_tensor_label(t, known, show_values)}", '
-                     f"{_TENSOR_STYLE[_tensor_kind(t, t is tensor)]}];")
+        nodes.append(
+            f'{tid} [label="{_tensor_label(t, known, show_values)}", '
+            f"{_TENSOR_STYLE[_tensor_kind(t, t is tensor)]}];"
+        )
         fn = t._ctx
         if fn is None:
             continue
@@ -211,7 +217,7 @@ def draw_graph(
     lines = [
         "digraph autograd {",
         '  node [fontname="Helvetica", fontsize=11];',
-        '  edge [arrowsize=0.7];',
+        "  edge [arrowsize=0.7];",
         *("  " + line for line in nodes),
         *("  " + line for line in edges),
         "}",
@@ -291,4 +297,6 @@ def _names_by_id(names: Any) -> dict[int, str]:
 
 def _type_name(x: Any) -> str:
     cls = type(x)
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    return (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )

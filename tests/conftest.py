@@ -19,10 +19,10 @@ from __future__ import annotations
 import os
 
 import pytest
+import standin_cupy
 from hypothesis import HealthCheck, settings
 
 import mini_iformer as mi
-import standin_cupy
 from mini_iformer import backend
 from mini_iformer.ops import cuda_emulator
 

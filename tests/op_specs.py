@@ -19,9 +19,9 @@ import torch
 from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
+from oracle import Case, draw_array, small_shapes, spec_registry, sprinkled
 
 import mini_iformer as mi
-from oracle import Case, draw_array, small_shapes, spec_registry, sprinkled
 
 SPECS, spec = spec_registry()
 
@@ -354,7 +354,7 @@ def _softmax_like(name, torch_fn, hips_fn):
 
 
 def _hips_log_softmax(x, axis):
-    from autograd.scipy.special import logsumexp  # noqa: PLC0415
+    from autograd.scipy.special import logsumexp
 
     return x - logsumexp(x, axis=axis, keepdims=True)
 
@@ -587,8 +587,8 @@ def _pad(data):
 
 # -- specifications kept in their own files (one per op family): tests/specs_*.py ---------------
 def _load_family_specs() -> None:
-    import importlib  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
+    import importlib
+    from pathlib import Path
 
     for path in sorted(Path(__file__).parent.glob("specs_*.py")):
         family = importlib.import_module(path.stem).SPECS

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -107,7 +108,7 @@ def small_shapes(min_dims: int = 0, max_dims: int = 4, min_side: int = 1, max_si
     """Shapes of ``min_dims`` to ``max_dims`` axes (0: a 0-d tensor), sides ``min_side`` to
     ``max_side``; with the default ``min_side`` of 1, about one in eight has an empty axis,
     where an op must do what PyTorch does with zero elements (or refuse as it does)."""
-    from hypothesis.extra.numpy import array_shapes  # noqa: PLC0415
+    from hypothesis.extra.numpy import array_shapes
 
     shapes = array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side,
                           max_side=max_side)
@@ -279,8 +280,8 @@ def check_case(case: Case, stricter: str | None = None) -> None:
 
     # -- HIPS autograd, the second oracle -------------------------------------------------------
     if case.hips is not None and all(a.size for a in case.inputs):  # (NumPy warns on empties)
-        import autograd  # noqa: PLC0415
-        import autograd.numpy as anp  # noqa: PLC0415
+        import autograd
+        import autograd.numpy as anp
 
         def hips_loss(*diff):
             args = list(case.inputs)

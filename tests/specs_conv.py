@@ -17,15 +17,16 @@ Every kind sometimes draws an unbatched (C, H, W) input, a bias, and padding giv
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import autograd.numpy as anp
 import torch
 from hypothesis import assume
 from hypothesis import strategies as st
+from oracle import Case, draw_array
 
 from mini_iformer.ops.conv import conv2d, conv2d_kind, conv2d_window
-from oracle import Case, draw_array
 
 KINDS = ("pointwise", "depthwise", "general")
 

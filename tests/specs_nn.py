@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as TF
 from hypothesis import assume
 from hypothesis import strategies as st
+from oracle import Case, draw_array, small_shapes, spec_registry
 
 import mini_iformer as mi
 import mini_iformer.functional as F
-from oracle import Case, draw_array, small_shapes, spec_registry
 
 SPECS, spec = spec_registry()
 

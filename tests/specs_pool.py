@@ -12,18 +12,17 @@ general paths are all exercised on every run. ``test_pool.py`` also runs each pa
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
+import torch
 import torch.nn.functional as TF
 from hypothesis import assume
 from hypothesis import strategies as st
-
-import torch
+from oracle import Case, draw_array
 
 from mini_iformer.ops.pool import avg_pool2d, max_pool2d
 from mini_iformer.ops.resize import interpolate
-from oracle import Case, draw_array
 
 MAX_POOL_PATHS = ("iFormer 3x3/s1/p1", "stride 1", "strided")
 AVG_POOL_PATHS = ("windows tile the input", "general")

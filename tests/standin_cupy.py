@@ -347,8 +347,8 @@ MODULE, SPECIAL = _make()
 def installed():
     """Within the block the library's "cupy" backend is this stand-in, selected, with kernel
     launches on the CPU emulator; the previous state comes back afterwards."""
-    from mini_iformer import backend  # noqa: PLC0415
-    from mini_iformer.ops import cuda_emulator  # noqa: PLC0415
+    from mini_iformer import backend
+    from mini_iformer.ops import cuda_emulator
 
     restore = backend.substitute_cupy(MODULE, ndarray, SPECIAL)
     try:

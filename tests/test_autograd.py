@@ -182,9 +182,8 @@ def test_no_grad_as_a_decorator_and_nested_with_enable_grad():
 
 
 def test_no_grad_restores_the_mode_after_an_exception():
-    with pytest.raises(ZeroDivisionError):
-        with mi.no_grad():
-            1 / 0
+    with pytest.raises(ZeroDivisionError), mi.no_grad():
+        1 / 0  # noqa: B018 - the division raises
     assert mi.is_grad_enabled()
 
 

@@ -147,7 +147,6 @@ def test_keep_freed_memory_applies_once_on_glibc_and_changes_no_result():
 
     import numpy as np
 
-    from mini_iformer import backend
 
     applied = runtime.keep_freed_memory()
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":

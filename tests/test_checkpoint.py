@@ -15,9 +15,10 @@ import re
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -479,7 +480,7 @@ def test_each_payload_is_live_under_plain_pickle(tmp_path, name):
         result = pickle.loads(payload)
         if hasattr(result, "wait"):
             result.wait()  # subprocess.Popen
-    except Exception:
+    except Exception:  # noqa: BLE001
         pass  # the canary is made before the outer call fails on its odd arguments
     assert (tmp_path / "canary").exists()
 
@@ -645,7 +646,7 @@ def test_a_flipped_byte_fails_the_crc(tmp_path, member):
     assert isinstance(error.__cause__, zipfile.BadZipFile)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fuzz_source() -> bytes:
     buffer = io.BytesIO()
     big = torch.arange(12.0)
@@ -701,7 +702,7 @@ def test_mutated_files_load_or_raise_checkpoint_error(tmp_path, inside_pickle, m
     _loads_or_names_the_file(path)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _npz_source() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:

@@ -11,12 +11,12 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from oracle import check_case
+from specs_conv import KINDS, _torch_conv2d, conv2d_case
 
 import mini_iformer as mi
 from mini_iformer.ops import use
 from mini_iformer.ops.conv import conv2d, conv2d_kind
-from oracle import check_case
-from specs_conv import KINDS, _torch_conv2d, conv2d_case
 
 
 def _args(call):

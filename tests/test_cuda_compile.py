@@ -24,13 +24,13 @@ from mini_iformer.ops import cuda
 
 def _cupy_compiler():
     try:
-        import cupy  # noqa: PLC0415
-        from cupy.cuda import compiler  # noqa: PLC0415
+        import cupy
+        from cupy.cuda import compiler
     except ImportError as exc:
         pytest.skip(f"CuPy is not installed ({exc}): pip install cupy-cuda13x")
     try:
         compiler._get_nvrtc_version()
-    except Exception as exc:  # the NVRTC library is missing or does not load
+    except Exception as exc:  # noqa: BLE001 - the NVRTC library is missing or does not load
         pytest.skip(f"NVRTC is not available ({type(exc).__name__}: {exc}): "
                     "pip install nvidia-cuda-nvrtc")
     return cupy, compiler
@@ -81,10 +81,10 @@ def _keywords(fn) -> set[str] | None:
 
 
 def test_the_stand_in_offers_nothing_that_cupy_lacks():
-    import standin_cupy  # noqa: PLC0415
+    import standin_cupy
 
     cupy, _ = _cupy_compiler()
-    import cupyx.scipy.special  # noqa: PLC0415
+    import cupyx.scipy.special
 
     pairs = [(standin_cupy.MODULE, cupy, "cupy"), (standin_cupy.MODULE.cuda, cupy.cuda, "cupy.cuda"),
              (standin_cupy.MODULE.cuda.runtime, cupy.cuda.runtime, "cupy.cuda.runtime"),
@@ -116,8 +116,9 @@ def test_the_stand_in_offers_nothing_that_cupy_lacks():
 def test_every_cupy_name_the_package_writes_exists_in_cupy_and_in_the_stand_in():
     """Every ``cupy.<name>`` and ``cupy.cuda.<name>`` the package's source writes exists in
     the installed CuPy, and in the stand-in, so CPU runs exercise it too."""
-    import standin_cupy  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
+    from pathlib import Path
+
+    import standin_cupy
 
     cupy, _ = _cupy_compiler()
     root = Path(cuda.__file__).resolve().parents[1]

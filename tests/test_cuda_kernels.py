@@ -18,14 +18,14 @@ import torch
 import torch.nn.functional as TF
 from hypothesis import given
 from hypothesis import strategies as st
-
-import mini_iformer as mi
-import mini_iformer.functional as F
-from mini_iformer.ops import cuda, cuda_emulator, use
 from op_specs import SPECS
 from oracle import check_case
 from specs_conv import conv2d_case
 from specs_pool import MAX_POOL_PATHS, max_pool2d_case
+
+import mini_iformer as mi
+import mini_iformer.functional as F
+from mini_iformer.ops import cuda, cuda_emulator, use
 
 pytestmark = pytest.mark.skipif(
     not cuda_emulator.available(), reason="no C++ compiler (g++, c++ or clang++) on the PATH"
@@ -205,7 +205,7 @@ def test_a_drawn_array_is_unchanged_by_emulation():
 # -- training steps through the GPU path, on the CPU -------------------------------------------
 def test_the_biases_before_batch_norm_have_no_gradient_but_rounding():
     """What the cross-backend training check's tolerance relies on (test_gpu.py)."""
-    from test_gpu import _BEFORE_BATCH_NORM, _tiny_model  # noqa: PLC0415
+    from test_gpu import _BEFORE_BATCH_NORM, _tiny_model
 
     model = _tiny_model("numpy")
     x = np.random.default_rng(2).standard_normal((8, 3, 32, 32)).astype(np.float32)
@@ -219,8 +219,8 @@ def test_the_biases_before_batch_norm_have_no_gradient_but_rounding():
 def test_training_steps_through_the_gpu_path_agree_with_numpy():
     """test_gpu.py's cross-backend training check, with the GPU path run on the CuPy stand-in
     (the emulated kernels: other summation orders, as on a GPU)."""
-    import standin_cupy  # noqa: PLC0415
-    from test_gpu import _STEPS, _train, assert_training_agrees  # noqa: PLC0415
+    import standin_cupy
+    from test_gpu import _STEPS, _train, assert_training_agrees
 
     cpu = _train("numpy", _STEPS)
     with standin_cupy.installed():

@@ -29,9 +29,9 @@ from PIL import Image
 from mini_iformer.data import cifar as D
 from mini_iformer.data.base import DatasetError
 from mini_iformer.data.cifar import CIFAR10, CIFAR100
-from mini_iformer.data.testing import write_cifar_batches
 from mini_iformer.data.cifar_pickle import load_pickle
 from mini_iformer.data.image_folder import ImageFolder, imagenet_class_to_idx
+from mini_iformer.data.testing import write_cifar_batches
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = ROOT.parent / "shared" / "data" / "cifar10" / "build_batches.py"

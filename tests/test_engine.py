@@ -13,11 +13,15 @@ from mini_iformer import nn
 from mini_iformer.autograd import Function
 from mini_iformer.data import DataLoader
 from mini_iformer.optim import AdamW
-from mini_iformer.training.engine import _gradient_flag
 from mini_iformer.training import (
-    DeviceBatches, NonFiniteGradientError, NonFiniteLossError, RunState, topk_correct,
+    DeviceBatches,
+    NonFiniteGradientError,
+    NonFiniteLossError,
+    RunState,
+    topk_correct,
     train_steps,
 )
+from mini_iformer.training.engine import _gradient_flag
 
 CLASSES = 3
 
@@ -240,7 +244,7 @@ def test_the_feed_allocates_batches_on_the_loops_own_device_and_stream():
     frees them: memory taken on a side stream returns, when freed, to that stream's pool with
     no ordering against the kernels still reading it. Checked on the CuPy stand-in, which
     records where each copy from the host was made."""
-    import standin_cupy  # noqa: PLC0415
+    import standin_cupy
 
     loader = DataLoader(_Samples(12), 3, shuffle=True, seed=1)
     with standin_cupy.installed() as cupy:
@@ -262,7 +266,7 @@ def test_training_steps_read_nothing_back_from_the_device_between_read_backs(lab
     """On a GPU every read back waits for the queued work. With ``sync_every`` = k, k steps
     read the device only at the read-back at their end: the same number of reads for 2 steps
     as for 6 (counted on the CuPy stand-in, which counts every read)."""
-    import standin_cupy  # noqa: PLC0415
+    import standin_cupy
 
     def reads(steps):
         with standin_cupy.installed() as cupy:
@@ -281,7 +285,7 @@ def test_training_steps_read_nothing_back_from_the_device_between_read_backs(lab
 
 
 def test_class_indices_outside_the_classes_are_refused_on_the_host_and_nan_on_the_device():
-    import standin_cupy  # noqa: PLC0415
+    import standin_cupy
 
     logits, labels = np.zeros((3, CLASSES), np.float32), np.array([0, CLASSES, 1])
     with pytest.raises(ValueError, match=f"class index {CLASSES}, outside"):

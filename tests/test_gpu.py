@@ -12,17 +12,16 @@ import contextlib
 
 import numpy as np
 import pytest
+from conftest import _cupy_skip_reason  # the suite's own CuPy check
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from op_specs import SPECS
+from oracle import _as_list
 
 import mini_iformer as mi
 import mini_iformer.functional as F
 from mini_iformer import backend, checkpoint, runtime
 from mini_iformer.ops import cuda
-from op_specs import SPECS
-from oracle import _as_list
-from conftest import _cupy_skip_reason  # the suite's own CuPy check
-
 
 _REASON = _cupy_skip_reason()
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(_REASON is not None, reason=_REASON or "")]

@@ -23,13 +23,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
+from op_specs import SPECS
+from oracle import _as_list, check_case
 
 import mini_iformer as mi
 import mini_iformer.functional as F
 from mini_iformer import runtime
 from mini_iformer.ops import cuda_emulator, implementations, registry, use
-from op_specs import SPECS
-from oracle import _as_list, check_case
 
 #: Operations with more than one implementation, and each of their implementations.
 MULTI = sorted(op for op in mi.OPS if len(implementations(op)) > 1)
@@ -200,7 +200,7 @@ def test_every_implementation_has_a_docstring_saying_what_it_does():
 
 # -- whole training steps in both modes ---------------------------------------------------------
 def _train(mode: str, steps: int = 3) -> dict[str, np.ndarray]:
-    from mini_iformer.optim import AdamW  # noqa: PLC0415
+    from mini_iformer.optim import AdamW
 
     with use(mode):
         mi.random.manual_seed(0)

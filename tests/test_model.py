@@ -13,13 +13,13 @@
 
 from __future__ import annotations
 
+import iformer_reference as ref
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import iformer_reference as ref
 import mini_iformer as mi
 import mini_iformer.functional as F
 from mini_iformer.models import InceptionTransformer, create_model, list_models, model_config

@@ -405,7 +405,7 @@ def test_requires_grad_switches_every_parameter():
 
 def test_astype_converts_floats_and_keeps_integer_buffers():
     m = Net()
-    params = {n: p for n, p in m.named_parameters()}
+    params = dict(m.named_parameters())
     m.head.weight.grad = mi.ones(3, 4)
     assert m.astype(np.float64) is m
     for name, p in m.named_parameters():

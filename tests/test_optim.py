@@ -29,7 +29,12 @@ from hypothesis import strategies as st
 import mini_iformer as mi
 from mini_iformer import nn
 from mini_iformer.optim import (
-    SGD, AdamW, Optimizer, WarmupCosine, clip_grad_norm_, param_groups_weight_decay,
+    SGD,
+    AdamW,
+    Optimizer,
+    WarmupCosine,
+    clip_grad_norm_,
+    param_groups_weight_decay,
 )
 
 # Two groups of parameters of assorted shapes (a 0-d one included).

@@ -17,17 +17,21 @@ import torch
 import torch.nn.functional as TF
 from hypothesis import given
 from hypothesis import strategies as st
+from oracle import check_case
+from specs_pool import (
+    AVG_POOL_PATHS,
+    INTERPOLATE_PATHS,
+    MAX_POOL_PATHS,
+    avg_pool2d_case,
+    interpolate_case,
+    max_pool2d_case,
+)
 
 import mini_iformer as mi
 import mini_iformer.functional as functional
 from mini_iformer.ops import cuda_emulator, implementations, use
 from mini_iformer.ops.pool import avg_pool2d, max_pool2d
 from mini_iformer.ops.resize import MODES, interpolate
-from oracle import check_case
-from specs_pool import (
-    AVG_POOL_PATHS, INTERPOLATE_PATHS, MAX_POOL_PATHS, avg_pool2d_case, interpolate_case,
-    max_pool2d_case,
-)
 
 
 # ---------------------------------------------------------------------------------------------

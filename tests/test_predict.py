@@ -322,7 +322,7 @@ class FakeModel:
         self.evaluated = False
         self.grad_enabled_in_call: list[bool] = []
 
-    def eval(self) -> "FakeModel":
+    def eval(self) -> FakeModel:
         self.evaluated = True
         return self
 

@@ -42,9 +42,8 @@ def test_every_operation_is_counted_forward_and_backward():
 
 
 def test_operations_without_gradients_are_timed_forward_only():
-    with profiler.profile() as prof:
-        with mi.no_grad():
-            F.gelu(mi.tensor(np.ones(4)))
+    with profiler.profile() as prof, mi.no_grad():
+        F.gelu(mi.tensor(np.ones(4)))
     assert prof.calls[("gelu", "forward")] == 1 and ("gelu", "backward") not in prof.calls
 
 
@@ -54,8 +53,7 @@ def test_outside_the_block_nothing_is_recorded_and_profiles_do_not_nest():
     assert autograd._profiler is None
     _step()
     assert prof.total == 0 and not prof.by_key()
-    with profiler.profile():
-        with pytest.raises(RuntimeError, match="already running"):
-            with profiler.profile():
-                pass
+    with profiler.profile(), pytest.raises(RuntimeError, match="already running"):  # noqa: SIM117
+        with profiler.profile():
+            pass
     assert autograd._profiler is None

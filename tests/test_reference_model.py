@@ -7,12 +7,11 @@ Only once these pass is the reference fit to serve as the oracle for the NumPy m
 
 from __future__ import annotations
 
+import iformer_reference as ref
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-import iformer_reference as ref
 
 # Parameter counts stated in ARCHITECTURE.md.
 PARAM_COUNTS = {

@@ -34,6 +34,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
+from conftest import _cupy_skip_reason  # the suite's own CuPy check
 
 import mini_iformer as mi
 import mini_iformer.functional as F
@@ -41,7 +42,6 @@ from mini_iformer import autograd, backend, checkpoint, demo, nn, predict, valid
 from mini_iformer.data.testing import write_cifar_batches
 from mini_iformer.models import create_model
 from mini_iformer.nn import module as module_mod
-from conftest import _cupy_skip_reason  # the suite's own CuPy check
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -35,11 +35,11 @@ from PIL import Image, ImageFile
 from mini_iformer.data import cifar as D
 from mini_iformer.data.base import DatasetError
 from mini_iformer.data.cifar import CIFAR10
-from mini_iformer.data.testing import write_cifar_batches
 from mini_iformer.data.cifar_pickle import load_pickle
 from mini_iformer.data.download import _md5
 from mini_iformer.data.image_folder import ImageFolder
 from mini_iformer.data.images import read_image
+from mini_iformer.data.testing import write_cifar_batches
 
 C10 = "cifar-10-batches-py"
 AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -456,7 +456,7 @@ def test_a_fifo_named_like_an_image_is_refused_without_waiting(tmp_path):
     reader.start()
     reader.join(10)
     if reader.is_alive():                                        # blocked in open: release it
-        try:
+        try:  # noqa: SIM105
             os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
         except OSError:
             pass
@@ -628,7 +628,7 @@ def test_a_mutated_cifar_file_reads_or_raises_dataset_error(tmp_path, target, mu
         assert str(exc).startswith(f"{path}:") and len(str(exc).splitlines()) == 1
         return
     assert ds.data.shape == (len(ds), 32, 32, 3) and ds.data.dtype == np.uint8
-    assert ds.targets.dtype == np.int64 and ((0 <= ds.targets) & (ds.targets < len(ds.classes))).all()
+    assert ds.targets.dtype == np.int64 and ((ds.targets >= 0) & (ds.targets < len(ds.classes))).all()
 
 
 _SMALL = _noise(16, seed=1)

@@ -141,7 +141,7 @@ def test_random_resized_crop_box_in_bounds_with_area_and_ratio_in_range(width, h
     scale, ratio = (scale_lo, 1.0), (1.0 / ratio_hi, ratio_hi)
     t = T.RandomResizedCrop(8, scale=scale, ratio=ratio)
     top, left, h, w = t.get_params(width, height, rng(seed))
-    assert 0 <= top and 0 <= left and 1 <= h and 1 <= w
+    assert top >= 0 and left >= 0 and h >= 1 and w >= 1
     assert top + h <= height and left + w <= width
     # The central fallback, as torchvision defines it.
     in_ratio = width / height
@@ -190,7 +190,7 @@ def test_to_array_and_normalize_exact():
     img = image_array()
     x = T.ToArray()(Image.fromarray(img))
     assert x.shape == (3, 24, 32) and x.dtype == np.float32
-    assert 0.0 <= x.min() and x.max() <= 1.0
+    assert x.min() >= 0.0 and x.max() <= 1.0
     np.testing.assert_array_equal(x, img.transpose(2, 0, 1).astype(np.float32) / np.float32(255))
     np.testing.assert_array_equal(T.ToArray()(img), x)
     assert T.ToArray()(img[:, :, 0]).shape == (1, 24, 32)

@@ -25,5 +25,15 @@ from .cifar import CIFAR10, CIFAR100
 from .image_folder import ImageFolder, imagenet_class_to_idx
 from .loader import DataLoader, SampleLoadError
 
-__all__ = ["transforms", "Dataset", "Subset", "CIFAR10", "CIFAR100", "ImageFolder", "DatasetError",
-           "imagenet_class_to_idx", "DataLoader", "SampleLoadError"]
+__all__ = [
+    "transforms",
+    "Dataset",
+    "Subset",
+    "CIFAR10",
+    "CIFAR100",
+    "ImageFolder",
+    "DatasetError",
+    "imagenet_class_to_idx",
+    "DataLoader",
+    "SampleLoadError",
+]

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import operator
 import os
-from typing import Any, Callable, Union
+from collections.abc import Callable
+from typing import Any, Union
 
 import numpy as np
 

@@ -29,8 +29,9 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -78,8 +79,18 @@ CIFAR100_MD5 = {
 }
 
 #: The CIFAR-10 class names, in label order.
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck")
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 
 CIFAR_SIDE = 32
 CIFAR_PIXELS = 3 * CIFAR_SIDE * CIFAR_SIDE  # 3072 bytes per image: the R, G and B planes
@@ -103,17 +114,35 @@ class _CifarSpec(NamedTuple):
 def _cifar10_spec() -> _CifarSpec:
     # Read the module constants at call time, so that replacing them takes effect.
     return _CifarSpec(
-        "CIFAR-10", "cifar-10-batches-py", "cifar-10-python.tar.gz", CIFAR10_URL,
-        CIFAR10_ARCHIVE_MD5, CIFAR10_MD5, tuple(f"data_batch_{i}" for i in range(1, 6)),
-        ("test_batch",), "batches.meta", "labels", "label_names", 10,
+        "CIFAR-10",
+        "cifar-10-batches-py",
+        "cifar-10-python.tar.gz",
+        CIFAR10_URL,
+        CIFAR10_ARCHIVE_MD5,
+        CIFAR10_MD5,
+        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        ("test_batch",),
+        "batches.meta",
+        "labels",
+        "label_names",
+        10,
     )
 
 
 def _cifar100_spec() -> _CifarSpec:
     return _CifarSpec(
-        "CIFAR-100", "cifar-100-python", "cifar-100-python.tar.gz", CIFAR100_URL,
-        CIFAR100_ARCHIVE_MD5, CIFAR100_MD5, ("train",), ("test",), "meta", "fine_labels",
-        "fine_label_names", 100,
+        "CIFAR-100",
+        "cifar-100-python",
+        "cifar-100-python.tar.gz",
+        CIFAR100_URL,
+        CIFAR100_ARCHIVE_MD5,
+        CIFAR100_MD5,
+        ("train",),
+        ("test",),
+        "meta",
+        "fine_labels",
+        "fine_label_names",
+        100,
     )
 
 
@@ -122,15 +151,23 @@ class _CIFAR(Dataset):
 
     _spec: Callable[[], _CifarSpec]
 
-    def __init__(self, root: PathLike, train: bool = True, transform: Transform | None = None,
-                 download: bool = False, verify: bool = True):
+    def __init__(
+        self,
+        root: PathLike,
+        train: bool = True,
+        transform: Transform | None = None,
+        download: bool = False,
+        verify: bool = True,
+    ):
         spec = type(self)._spec()
         self.root = Path(root)
         self.train = bool(train)
         self.transform = transform
         folder = self._prepare(spec, download, verify)
-        redo = (f"delete {folder} to extract it again from {spec.archive}, or pass the folder of "
-                f"a complete copy")
+        redo = (
+            f"delete {folder} to extract it again from {spec.archive}, or pass the folder of "
+            f"a complete copy"
+        )
         files = spec.train_files if self.train else spec.test_files
         if verify:
             for name in (spec.meta_file, *files):
@@ -157,7 +194,8 @@ class _CIFAR(Dataset):
         data = np.concatenate(images) if len(images) > 1 else images[0]
         #: All images, (N, 32, 32, 3) uint8 in height-width-channel (RGB) order.
         self.data = np.ascontiguousarray(
-            data.reshape(-1, 3, CIFAR_SIDE, CIFAR_SIDE).transpose(0, 2, 3, 1))
+            data.reshape(-1, 3, CIFAR_SIDE, CIFAR_SIDE).transpose(0, 2, 3, 1)
+        )
         self.targets = np.concatenate(labels).astype(np.int64)
 
     def _prepare(self, spec: _CifarSpec, download: bool, verify: bool) -> Path:
@@ -176,8 +214,10 @@ class _CIFAR(Dataset):
             try:
                 self.root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise DatasetError(f"{self.root}: cannot create the folder to download "
-                                   f"{spec.name} into ({os_reason(exc)})") from exc
+                raise DatasetError(
+                    f"{self.root}: cannot create the folder to download "
+                    f"{spec.name} into ({os_reason(exc)})"
+                ) from exc
             download_file(spec.url, archive, spec.archive_md5, spec.folder)
         elif verify:
             check_md5(archive, spec.archive_md5, f"{spec.name} archive")
@@ -185,8 +225,9 @@ class _CIFAR(Dataset):
         return folder
 
     @staticmethod
-    def _read_batch(path: Path, label_key: str, num_classes: int,
-                    redo: str) -> tuple[np.ndarray, np.ndarray]:
+    def _read_batch(
+        path: Path, label_key: str, num_classes: int, redo: str
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The images (N, 3072) uint8 and labels (N,) int64 of one batch file, checked."""
         batch = load_pickle(path, redo)
         for key in ("data", label_key):
@@ -196,22 +237,25 @@ class _CIFAR(Dataset):
         data = batch["data"]
         if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != CIFAR_PIXELS:
             shape = getattr(data, "shape", type(data).__name__)
-            raise DatasetError(f"{path}: 'data' is {shape}, expected an (N, {CIFAR_PIXELS}) "
-                               f"array; {redo}")
+            raise DatasetError(
+                f"{path}: 'data' is {shape}, expected an (N, {CIFAR_PIXELS}) array; {redo}"
+            )
         if data.dtype != np.uint8:
             raise DatasetError(f"{path}: 'data' has dtype {data.dtype}, expected uint8; {redo}")
         labels = batch[label_key]
         if not isinstance(labels, (list, np.ndarray)) or not all(
-                isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-                for v in labels):
+            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in labels
+        ):
             raise DatasetError(f"{path}: {label_key!r} is not a list of integers; {redo}")
         if len(labels) != data.shape[0]:
             raise DatasetError(f"{path}: {len(labels)} labels for {data.shape[0]} images; {redo}")
         # Checked as Python integers, so that no value can overflow the conversion below.
         bad = [int(v) for v in labels if not 0 <= int(v) < num_classes]
         if bad:
-            raise DatasetError(f"{path}: labels outside 0..{num_classes - 1} "
-                               f"(min {min(bad)}, max {max(bad)}, {len(bad)} in all); {redo}")
+            raise DatasetError(
+                f"{path}: labels outside 0..{num_classes - 1} "
+                f"(min {min(bad)}, max {max(bad)}, {len(bad)} in all); {redo}"
+            )
         return data, np.asarray(labels, dtype=np.int64).reshape(-1)
 
     def _raw(self, i: int) -> np.ndarray:
@@ -219,8 +263,10 @@ class _CIFAR(Dataset):
 
     def __repr__(self) -> str:
         split = "train" if self.train else "test"
-        return (f"{type(self).__name__}(root={str(self.root)!r}, {split}, {len(self)} images, "
-                f"{len(self.classes)} classes, transform={self.transform!r})")
+        return (
+            f"{type(self).__name__}(root={str(self.root)!r}, {split}, {len(self)} images, "
+            f"{len(self.classes)} classes, transform={self.transform!r})"
+        )
 
 
 class CIFAR10(_CIFAR):

@@ -60,7 +60,7 @@ class _DtypeStub:
 
 
 class _ArrayStub:
-    """What ``_reconstruct(ndarray, ...)`` becomes; its state is checked and turned into an array."""
+    """What ``_reconstruct(ndarray, ...)`` becomes; its state is checked, then made an array."""
 
     def __init__(self) -> None:
         self.array: np.ndarray | None = None
@@ -79,7 +79,8 @@ class _ArrayStub:
         count = int(np.prod(shape, dtype=np.int64))
         if len(raw) != count * dt.itemsize:
             raise pickle.UnpicklingError(
-                f"array of shape {shape} needs {count * dt.itemsize} bytes, the file holds {len(raw)}"
+                f"array of shape {shape} needs {count * dt.itemsize} bytes, "
+                f"the file holds {len(raw)}"
             )
         flat = np.frombuffer(raw, dtype=dt, count=count)
         self.array = flat.reshape(shape, order="F" if fortran else "C").copy()
@@ -146,14 +147,21 @@ def load_pickle(path: PathLike, hint: str = "") -> dict[str, Any]:
         raise DatasetError(f"{path}: empty file (0 bytes), not a CIFAR file{tail}")
     try:
         # From memory: a corrupt length field cannot make the unpickler read past the file.
-        obj = _resolve(safe_pickle.load(raw, ALLOWED_GLOBALS, _forbidden, encoding="bytes",
-                                        persistent_load=_no_persistent_ids))
+        obj = _resolve(
+            safe_pickle.load(
+                raw,
+                ALLOWED_GLOBALS,
+                _forbidden,
+                encoding="bytes",
+                persistent_load=_no_persistent_ids,
+            )
+        )
     except _ForbiddenGlobal as exc:
         raise DatasetError(
             f"{path}: refused to load, the file calls {exc} (a CIFAR file holds only plain data "
             f"and NumPy arrays, so this is not one and may be malicious){tail}"
         ) from exc
-    except Exception as exc:  # noqa: BLE001 - any failure of a corrupt pickle is reported alike
+    except Exception as exc:
         raise DatasetError(
             f"{path}: not a readable CIFAR file, truncated or corrupt "
             f"({type(exc).__name__}: {message_of(exc)}){tail}"

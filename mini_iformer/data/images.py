@@ -67,14 +67,18 @@ def read_image(path: PathLike) -> Image.Image:
             # turned into errors.
             raise DatasetError(_too_large(path, f"Pillow: {message_of(exc)}")) from exc
         except UnidentifiedImageError as exc:
-            raise DatasetError(f"{path}: not an image in a format Pillow reads, whatever its "
-                               f"extension; {_REPLACE}") from exc
-        except Exception as exc:  # noqa: BLE001 - a decoder fails in many ways on a bad file
-            raise DatasetError(f"{path}: cannot decode the image, truncated or corrupt "
-                               f"({type(exc).__name__}: {message_of(exc)}); {_REPLACE}") from exc
+            raise DatasetError(
+                f"{path}: not an image in a format Pillow reads, whatever its extension; {_REPLACE}"
+            ) from exc
+        except Exception as exc:
+            raise DatasetError(
+                f"{path}: cannot decode the image, truncated or corrupt "
+                f"({type(exc).__name__}: {message_of(exc)}); {_REPLACE}"
+            ) from exc
     if upright.width == 0 or upright.height == 0:
-        raise DatasetError(f"{path}: the image has no pixels ({upright.width}x{upright.height}); "
-                           f"{_REPLACE}")
+        raise DatasetError(
+            f"{path}: the image has no pixels ({upright.width}x{upright.height}); {_REPLACE}"
+        )
     try:
         return to_rgb(upright)
     except ValueError as exc:
@@ -90,19 +94,25 @@ def _open_regular_file(path: str) -> io.BufferedReader:
     try:
         fd = os.open(path, flags)
     except FileNotFoundError as exc:
-        raise DatasetError(f"{path}: no such file (moved or deleted since the dataset was "
-                           f"listed, or a broken link)") from exc
+        raise DatasetError(
+            f"{path}: no such file (moved or deleted since the dataset was "
+            f"listed, or a broken link)"
+        ) from exc
     except OSError as exc:
-        raise DatasetError(f"{path}: cannot open the file ({os_reason(exc)}); make it "
-                           f"readable or delete it") from exc
+        raise DatasetError(
+            f"{path}: cannot open the file ({os_reason(exc)}); make it readable or delete it"
+        ) from exc
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise DatasetError(f"{path}: not a regular file (a folder, FIFO, socket or "
-                               f"device); remove it from the dataset")
+            raise DatasetError(
+                f"{path}: not a regular file (a folder, FIFO, socket or "
+                f"device); remove it from the dataset"
+            )
         if info.st_size == 0:
-            raise DatasetError(f"{path}: empty file (0 bytes), e.g. an interrupted download "
-                               f"or copy; {_REPLACE}")
+            raise DatasetError(
+                f"{path}: empty file (0 bytes), e.g. an interrupted download or copy; {_REPLACE}"
+            )
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
@@ -110,9 +120,11 @@ def _open_regular_file(path: str) -> io.BufferedReader:
 
 
 def _too_large(path: str, detail: str) -> str:
-    return (f"{path}: larger than the limit of {Image.MAX_IMAGE_PIXELS:,} pixels that guards "
-            f"against decompression bombs ({detail}); if the image is genuine, raise the "
-            f"limit: PIL.Image.MAX_IMAGE_PIXELS = <pixels> (None: no limit)")
+    return (
+        f"{path}: larger than the limit of {Image.MAX_IMAGE_PIXELS:,} pixels that guards "
+        f"against decompression bombs ({detail}); if the image is genuine, raise the "
+        f"limit: PIL.Image.MAX_IMAGE_PIXELS = <pixels> (None: no limit)"
+    )
 
 
 def _check_pixel_count(path: str, size: tuple[int, int]) -> None:

@@ -46,11 +46,13 @@ naming the sample index.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -95,13 +97,19 @@ def _collate(samples: list[Any], indices: np.ndarray) -> tuple[np.ndarray, np.nd
             )
         image, label = sample
         if not isinstance(image, np.ndarray) or image.dtype.kind != "f":
-            what = f"a {image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+            what = (
+                f"a {image.dtype} array of shape {image.shape}"
+                if isinstance(image, np.ndarray)
+                else type(image).__name__
+            )
             raise TypeError(
                 f"DataLoader: sample {index} is {what}; samples must be float arrays such as "
                 "(C, H, W) float32 (end the dataset's transform with ToArray() and Normalize())"
             )
         if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)):
-            raise TypeError(f"DataLoader: the label of sample {index} must be an integer, got {label!r}")
+            raise TypeError(
+                f"DataLoader: the label of sample {index} must be an integer, got {label!r}"
+            )
         images.append(image)
         labels.append(int(label))
     shape = images[0].shape
@@ -152,7 +160,9 @@ class DataLoader:
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         if batch_transform is not None and not callable(batch_transform):
-            raise TypeError(f"DataLoader: batch_transform must be callable, got {batch_transform!r}")
+            raise TypeError(
+                f"DataLoader: batch_transform must be callable, got {batch_transform!r}"
+            )
         self.batch_transform = batch_transform
         n = len(dataset)
         if n == 0:
@@ -235,7 +245,7 @@ class DataLoader:
 
     # -- iteration -------------------------------------------------------------------------
 
-    def __iter__(self) -> "_BatchIterator":
+    def __iter__(self) -> _BatchIterator:
         start = 0 if self._resume is None else self._resume
         self._resume = None
         self._position = start
@@ -305,7 +315,9 @@ class _BatchIterator:
             samples = []
             for i in indices:
                 try:
-                    samples.append(_load_sample(self._dataset, self._loader.seed, self._epoch, int(i)))
+                    samples.append(
+                        _load_sample(self._dataset, self._loader.seed, self._epoch, int(i))
+                    )
                 except Exception as exc:
                     raise SampleLoadError(int(i), self._epoch, exc) from exc
             return indices, samples
@@ -319,7 +331,7 @@ class _BatchIterator:
                 raise SampleLoadError(int(i), self._epoch, exc) from exc
         return indices, samples
 
-    def __iter__(self) -> "_BatchIterator":
+    def __iter__(self) -> _BatchIterator:
         return self
 
     def __next__(self) -> Any:
@@ -361,14 +373,12 @@ class _BatchIterator:
             wait = threading.get_ident() not in self._worker_idents
             executor.shutdown(wait=wait, cancel_futures=True)
 
-    def __enter__(self) -> "_BatchIterator":
+    def __enter__(self) -> _BatchIterator:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # never raise from a finaliser
             self.close()
-        except Exception:  # noqa: BLE001 - never raise from a finaliser
-            pass

@@ -13,8 +13,9 @@ import io
 import shutil
 import struct
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,6 @@ from .base import PathLike
 from .cifar import CIFAR10_CLASSES, CIFAR_PIXELS
 
 __all__ = ["write_cifar_batches", "write_p2"]
-
 
 
 def write_cifar_batches(
@@ -62,8 +62,9 @@ def write_cifar_batches(
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (32, 32, 3):
         raise ValueError(f"images must be (N, 32, 32, 3) uint8, got {images.dtype} {images.shape}")
     if y.shape[0] != images.shape[0] or (y.size and y.dtype.kind not in "iu"):
-        raise ValueError(f"need one integer label per image: {y.shape[0]} labels, "
-                         f"{images.shape[0]} images")
+        raise ValueError(
+            f"need one integer label per image: {y.shape[0]} labels, {images.shape[0]} images"
+        )
     n = images.shape[0]
     test_size = n // 6 if test_size is None else int(test_size)
     if not 0 <= test_size <= n:
@@ -98,24 +99,33 @@ def write_cifar_batches(
     if cifar100:
         write_p2(folder / "train", batch("training batch 1 of 1", train_idx))
         write_p2(folder / "test", batch("testing batch 1 of 1", test_idx))
-        write_p2(folder / "meta", {
-            b"fine_label_names": [s.encode() for s in names],
-            b"coarse_label_names": [f"superclass_{i:02d}".encode()
-                                    for i in range((len(names) + 4) // 5)],
-        })
+        write_p2(
+            folder / "meta",
+            {
+                b"fine_label_names": [s.encode() for s in names],
+                b"coarse_label_names": [
+                    f"superclass_{i:02d}".encode() for i in range((len(names) + 4) // 5)
+                ],
+            },
+        )
     else:
         for b, part in enumerate(np.array_split(train_idx, batches), start=1):
             write_p2(folder / f"data_batch_{b}", batch(f"training batch {b} of {batches}", part))
         write_p2(folder / "test_batch", batch("testing batch 1 of 1", test_idx))
-        write_p2(folder / "batches.meta", {
-            b"num_cases_per_batch": int(np.ceil(split / batches)) if split else 0,
-            b"label_names": [s.encode() for s in names],
-            b"num_vis": CIFAR_PIXELS,
-        })
+        write_p2(
+            folder / "batches.meta",
+            {
+                b"num_cases_per_batch": int(np.ceil(split / batches)) if split else 0,
+                b"label_names": [s.encode() for s in names],
+                b"num_vis": CIFAR_PIXELS,
+            },
+        )
     if not archive:
         return folder
-    archive_name = {"cifar-10-batches-py": "cifar-10-python.tar.gz",
-                    "cifar-100-python": "cifar-100-python.tar.gz"}.get(name, f"{name}.tar.gz")
+    archive_name = {
+        "cifar-10-batches-py": "cifar-10-python.tar.gz",
+        "cifar-100-python": "cifar-100-python.tar.gz",
+    }.get(name, f"{name}.tar.gz")
     target = root / archive_name
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
@@ -143,7 +153,7 @@ def _p2(obj: Any) -> bytes:
             return b"K" + bytes([v])
         if 0 <= v < 65536:
             return b"M" + struct.pack("<H", v)
-        if -(2 ** 31) <= v < 2 ** 31:
+        if -(2**31) <= v < 2**31:
             return b"J" + struct.pack("<i", v)
         raw = v.to_bytes((v.bit_length() + 8) // 8, "little", signed=True)
         return b"\x8a" + bytes([len(raw)]) + raw
@@ -159,16 +169,30 @@ def _p2(obj: Any) -> bytes:
     if isinstance(obj, list):
         out = [b"]"]
         for k in range(0, len(obj), 1000):
-            out.append(b"(" + b"".join(_p2(v) for v in obj[k:k + 1000]) + b"e")
+            out.append(b"(" + b"".join(_p2(v) for v in obj[k : k + 1000]) + b"e")
         return b"".join(out)
     if isinstance(obj, tuple):
         return b"(" + b"".join(_p2(v) for v in obj) + b"t"
     if isinstance(obj, np.ndarray) and obj.dtype == np.uint8:
-        dtype = (b"cnumpy\ndtype\n" + _p2((b"u1", 0, 1)) + b"R"
-                 + _p2((3, b"|", None, None, None, -1, -1, 0)) + b"b")
-        state = b"(" + _p2(1) + _p2(tuple(obj.shape)) + dtype + _p2(False) + _p2(obj.tobytes()) + b"t"
-        return (b"cnumpy.core.multiarray\n_reconstruct\n" + b"cnumpy\nndarray\n" + _p2((0,))
-                + _p2(b"b") + b"\x87R" + state + b"b")
+        dtype = (
+            b"cnumpy\ndtype\n"
+            + _p2((b"u1", 0, 1))
+            + b"R"
+            + _p2((3, b"|", None, None, None, -1, -1, 0))
+            + b"b"
+        )
+        state = (
+            b"(" + _p2(1) + _p2(tuple(obj.shape)) + dtype + _p2(False) + _p2(obj.tobytes()) + b"t"
+        )
+        return (
+            b"cnumpy.core.multiarray\n_reconstruct\n"
+            + b"cnumpy\nndarray\n"
+            + _p2((0,))
+            + _p2(b"b")
+            + b"\x87R"
+            + state
+            + b"b"
+        )
     raise TypeError(f"cannot write a {type(obj).__name__} in a CIFAR pickle")
 
 

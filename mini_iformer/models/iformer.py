@@ -26,19 +26,27 @@ and late blocks mostly global context.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from .. import backend
+from .. import backend, nn, random
 from .. import functional as F
-from .. import nn, random
 from ..autograd import Tensor
-from ..ops import concatenate
 from ..nn import init
+from ..ops import concatenate
 
-__all__ = ["HighMixer", "LowMixer", "InceptionMixer", "Mlp", "Block", "Stem", "PatchEmbed",
-           "InceptionTransformer"]
+__all__ = [
+    "HighMixer",
+    "LowMixer",
+    "InceptionMixer",
+    "Mlp",
+    "Block",
+    "Stem",
+    "PatchEmbed",
+    "InceptionTransformer",
+]
 
 
 def _nhwc(x: Tensor) -> Tensor:
@@ -71,7 +79,7 @@ class HighMixer(nn.Module):
         self.mid_gelu2 = nn.GELU()
 
     def forward(self, x: Tensor) -> Tensor:
-        cx, px = x[:, : self.cnn_in], x[:, self.cnn_in:]
+        cx, px = x[:, : self.cnn_in], x[:, self.cnn_in :]
         cx = self.mid_gelu1(self.proj1(self.conv1(cx)))
         px = self.mid_gelu2(self.proj2(self.maxpool(px)))
         return concatenate([cx, px], axis=1)
@@ -87,8 +95,14 @@ class LowMixer(nn.Module):
     follows. Pooling first (pool_size 2 in stages 1-2) cuts the N^2 cost of attention 16-fold.
     """
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0,
-                 pool_size: int = 1) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        qkv_bias: bool = True,
+        attn_drop: float = 0.0,
+        pool_size: int = 1,
+    ) -> None:
         super().__init__()
         if num_heads < 1 or dim % num_heads:
             raise ValueError(f"LowMixer: {dim} channels do not split into {num_heads} heads")
@@ -96,7 +110,7 @@ class LowMixer(nn.Module):
         self.attn_drop, self.pool_size = float(attn_drop), int(pool_size)
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.pool = nn.AvgPool2d(pool_size, stride=pool_size) if pool_size > 1 else nn.Identity()
-        self.uppool = (nn.Upsample(scale_factor=pool_size) if pool_size > 1 else nn.Identity())
+        self.uppool = nn.Upsample(scale_factor=pool_size) if pool_size > 1 else nn.Identity()
         self.generator: np.random.Generator | None = None  # for attention dropout
 
     def forward(self, x: Tensor) -> Tensor:
@@ -104,8 +118,10 @@ class LowMixer(nn.Module):
         b, c, h, w = x.shape
         tokens = _nhwc(x).reshape(b, h * w, c)  # row-major token order
         qkv = self.qkv(tokens).reshape(b, h * w, 3, self.num_heads, self.head_dim)
-        q, k, v = (t.reshape(b, self.num_heads, h * w, self.head_dim)
-                   for t in qkv.permute(2, 0, 3, 1, 4).split(1, axis=0))  # (B, heads, N, d)
+        q, k, v = (
+            t.reshape(b, self.num_heads, h * w, self.head_dim)
+            for t in qkv.permute(2, 0, 3, 1, 4).split(1, axis=0)
+        )  # (B, heads, N, d)
         drop = self.attn_drop if self.training else 0.0
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, generator=_generator(self))
         x = out.permute(0, 1, 3, 2).reshape(b, c, h, w)  # channel = head * d + j
@@ -130,8 +146,16 @@ class InceptionMixer(nn.Module):
     frequency ablations use.
     """
 
-    def __init__(self, dim: int, num_heads: int, attention_head: int, qkv_bias: bool = True,
-                 attn_drop: float = 0.0, proj_drop: float = 0.0, pool_size: int = 1) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        attention_head: int,
+        qkv_bias: bool = True,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        pool_size: int = 1,
+    ) -> None:
         super().__init__()
         if num_heads < 1 or dim % num_heads:
             raise ValueError(f"InceptionMixer: dim {dim} is not divisible by num_heads {num_heads}")
@@ -143,8 +167,11 @@ class InceptionMixer(nn.Module):
         self.low_dim = attention_head * head_dim
         self.high_dim = dim - self.low_dim
         self.high_mixer = HighMixer(self.high_dim) if self.high_dim else None
-        self.low_mixer = (LowMixer(self.low_dim, attention_head, qkv_bias, attn_drop, pool_size)
-                          if self.low_dim else None)
+        self.low_mixer = (
+            LowMixer(self.low_dim, attention_head, qkv_bias, attn_drop, pool_size)
+            if self.low_dim
+            else None
+        )
         fused = 2 * self.high_dim + self.low_dim
         self.conv_fuse = nn.Conv2d(fused, fused, 3, padding=1, groups=fused, bias=False)
         self.proj = nn.Conv2d(fused, dim, 1)
@@ -156,7 +183,7 @@ class InceptionMixer(nn.Module):
         if self.high_mixer is not None:
             parts.append(self.high_mixer(x[:, : self.high_dim]))
         if self.low_mixer is not None:
-            parts.append(self.low_mixer(x[:, self.high_dim:]))
+            parts.append(self.low_mixer(x[:, self.high_dim :]))
         y = concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
         y = y + self.conv_fuse(y)
         y = self.proj_drop(self.proj(y))
@@ -190,10 +217,20 @@ class Block(nn.Module):
     (stages 3 and 4 of the released models).
     """
 
-    def __init__(self, dim: int, num_heads: int, attention_head: int, mlp_ratio: float = 4.0,
-                 qkv_bias: bool = True, drop: float = 0.0, attn_drop: float = 0.0,
-                 drop_path: float = 0.0, pool_size: int = 1, use_layer_scale: bool = False,
-                 layer_scale_init_value: float = 1e-6) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        attention_head: int,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop: float = 0.0,
+        attn_drop: float = 0.0,
+        drop_path: float = 0.0,
+        pool_size: int = 1,
+        use_layer_scale: bool = False,
+        layer_scale_init_value: float = 1e-6,
+    ) -> None:
         super().__init__()
         if use_layer_scale:
             self.layer_scale_1 = nn.Parameter(np.full(dim, layer_scale_init_value, np.float32))
@@ -201,8 +238,9 @@ class Block(nn.Module):
         else:
             self.layer_scale_1 = self.layer_scale_2 = None
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = InceptionMixer(dim, num_heads, attention_head, qkv_bias, attn_drop, drop,
-                                   pool_size)
+        self.attn = InceptionMixer(
+            dim, num_heads, attention_head, qkv_bias, attn_drop, drop, pool_size
+        )
         self.drop_path = nn.DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
@@ -284,11 +322,16 @@ class InceptionTransformer(nn.Module):
         stem_strides: Sequence[int] = (2, 2),
     ) -> None:
         super().__init__()
-        for name, seq in (("embed_dims", embed_dims), ("depths", depths),
-                          ("num_heads", num_heads), ("pool_sizes", pool_sizes)):
+        for name, seq in (
+            ("embed_dims", embed_dims),
+            ("depths", depths),
+            ("num_heads", num_heads),
+            ("pool_sizes", pool_sizes),
+        ):
             if len(seq) != 4:
-                raise ValueError(f"InceptionTransformer: {name} needs 4 values (one per stage), "
-                                 f"got {tuple(seq)}")
+                raise ValueError(
+                    f"InceptionTransformer: {name} needs 4 values (one per stage), got {tuple(seq)}"
+                )
         if len(attention_heads) != sum(depths):
             raise ValueError(
                 f"InceptionTransformer: attention_heads needs one value per block "
@@ -319,12 +362,24 @@ class InceptionTransformer(nn.Module):
                 self.patch_embed = Stem(in_chans, embed_dims[0], stem_strides)
             else:
                 setattr(self, f"patch_embed{i + 1}", PatchEmbed(embed_dims[i - 1], embed_dims[i]))
-            blocks = nn.Sequential(*[
-                Block(embed_dims[i], num_heads[i], attention_heads[first + j], mlp_ratio,
-                      qkv_bias, drop_rate, attn_drop_rate, rates[first + j], pool_sizes[i],
-                      use_layer_scale and i >= 2, layer_scale_init_value)
-                for j in range(depths[i])
-            ])
+            blocks = nn.Sequential(
+                *[
+                    Block(
+                        embed_dims[i],
+                        num_heads[i],
+                        attention_heads[first + j],
+                        mlp_ratio,
+                        qkv_bias,
+                        drop_rate,
+                        attn_drop_rate,
+                        rates[first + j],
+                        pool_sizes[i],
+                        use_layer_scale and i >= 2,
+                        layer_scale_init_value,
+                    )
+                    for j in range(depths[i])
+                ]
+            )
             setattr(self, f"blocks{i + 1}", blocks)
             first += depths[i]
         self.norm = nn.LayerNorm(embed_dims[-1], eps=1e-6)
@@ -336,7 +391,9 @@ class InceptionTransformer(nn.Module):
     # -- shapes -------------------------------------------------------------------------------
     def stage_sizes(self, height: int, width: int) -> list[tuple[int, int]]:
         """The (H, W) of the token map in each stage for an input of this size."""
-        h, w = (_halve(_halve(n, self.stem_strides[0]), self.stem_strides[1]) for n in (height, width))
+        h, w = (
+            _halve(_halve(n, self.stem_strides[0]), self.stem_strides[1]) for n in (height, width)
+        )
         sizes = [(h, w)]
         for _ in range(3):
             h, w = _halve(h, 2), _halve(w, 2)
@@ -355,11 +412,18 @@ class InceptionTransformer(nn.Module):
         name = type(self).__name__
         if height < 1 or width < 1:
             raise ValueError(f"{name}: images must have at least one pixel, got {height}x{width}")
-        for i, ((h, w), pool) in enumerate(zip(self.stage_sizes(height, width), self.pool_sizes),
-                                           1):
+        for i, ((h, w), pool) in enumerate(
+            zip(self.stage_sizes(height, width), self.pool_sizes), 1
+        ):
             if h % pool or w % pool or h < pool or w < pool:
-                step = max((math.prod(self.stem_strides) * 2 ** j * p
-                            for j, p in enumerate(self.pool_sizes) if p > 1), default=1)
+                step = max(
+                    (
+                        math.prod(self.stem_strides) * 2**j * p
+                        for j, p in enumerate(self.pool_sizes)
+                        if p > 1
+                    ),
+                    default=1,
+                )
                 raise ValueError(
                     f"{name}: an input of {height}x{width} gives stage {i} a "
                     f"{h}x{w} token map, which its {pool}x{pool} pooling cannot divide; use "
@@ -375,15 +439,24 @@ class InceptionTransformer(nn.Module):
         shape = tuple(x.shape)
         expected = f"(B, {self.in_chans}, H, W)"
         if len(shape) != 4 or shape[1] != self.in_chans:
-            raise ValueError(f"{name}: expected images of shape {expected}, got shape {shape}"
-                             + (" (add the batch axis: x[None])" if len(shape) == 3
-                                and shape[0] == self.in_chans else ""))
+            raise ValueError(
+                f"{name}: expected images of shape {expected}, got shape {shape}"
+                + (
+                    " (add the batch axis: x[None])"
+                    if len(shape) == 3 and shape[0] == self.in_chans
+                    else ""
+                )
+            )
         if shape[0] == 0:
-            raise ValueError(f"{name}: expected images of shape {expected} with B >= 1, got an "
-                             f"empty batch of shape {shape}")
+            raise ValueError(
+                f"{name}: expected images of shape {expected} with B >= 1, got an "
+                f"empty batch of shape {shape}"
+            )
         if x.dtype.kind != "f":
-            raise TypeError(f"{name}: expected floating-point images, got dtype "
-                            f"{x.dtype} (convert with .astype('float32') and normalise)")
+            raise TypeError(
+                f"{name}: expected floating-point images, got dtype "
+                f"{x.dtype} (convert with .astype('float32') and normalise)"
+            )
         self.check_image_size(shape[2], shape[3])
         where, ours = x.backend, self.pos_embed1.backend
         if where != ours:
@@ -397,8 +470,9 @@ class InceptionTransformer(nn.Module):
         """Add stage ``i``'s position embedding, resized bilinearly if the map differs."""
         pos = getattr(self, f"pos_embed{i}")
         if pos.shape[1:3] != x.shape[1:3]:
-            pos = _nhwc(F.interpolate(_nchw(pos), size=x.shape[1:3], mode="bilinear",
-                                      align_corners=False))
+            pos = _nhwc(
+                F.interpolate(_nchw(pos), size=x.shape[1:3], mode="bilinear", align_corners=False)
+            )
         return x + pos
 
     # -- forward ------------------------------------------------------------------------------
@@ -411,9 +485,11 @@ class InceptionTransformer(nn.Module):
             try:
                 x = Tensor(x)
             except (TypeError, ValueError) as exc:
-                raise TypeError(f"{type(self).__name__}: expected images as a Tensor or an array "
-                                f"of shape (B, {self.in_chans}, H, W), got "
-                                f"{type(x).__name__} ({exc})") from None
+                raise TypeError(
+                    f"{type(self).__name__}: expected images as a Tensor or an array "
+                    f"of shape (B, {self.in_chans}, H, W), got "
+                    f"{type(x).__name__} ({exc})"
+                ) from None
         self._check_input(x)
         pos = self.pos_embed1
         if x.dtype.itemsize < pos.dtype.itemsize:  # float16 images: cast up, exactly
@@ -452,8 +528,10 @@ class InceptionTransformer(nn.Module):
         return out
 
     def extra_repr(self) -> str:
-        return (f"img_size={self.img_size}, embed_dims={self.embed_dims}, depths={self.depths}, "
-                f"attention_heads={self.attention_heads}")
+        return (
+            f"img_size={self.img_size}, embed_dims={self.embed_dims}, depths={self.depths}, "
+            f"attention_heads={self.attention_heads}"
+        )
 
 
 def _init_weights(m: nn.Module) -> None:

@@ -6,13 +6,36 @@ whose parameters and buffers, named by their attribute paths, form its state dic
 
 from . import init
 from .layers import (
-    GELU, AvgPool2d, BatchNorm2d, Conv2d, Dropout, DropPath, Identity, LayerNorm, Linear,
-    MaxPool2d, Upsample,
+    GELU,
+    AvgPool2d,
+    BatchNorm2d,
+    Conv2d,
+    Dropout,
+    DropPath,
+    Identity,
+    LayerNorm,
+    Linear,
+    MaxPool2d,
+    Upsample,
 )
 from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential
 
 __all__ = [
-    "init", "Module", "Parameter", "Sequential", "ModuleList", "IncompatibleKeys", "Identity",
-    "Linear", "Conv2d", "LayerNorm", "BatchNorm2d", "GELU", "Dropout", "DropPath", "MaxPool2d",
-    "AvgPool2d", "Upsample",
+    "init",
+    "Module",
+    "Parameter",
+    "Sequential",
+    "ModuleList",
+    "IncompatibleKeys",
+    "Identity",
+    "Linear",
+    "Conv2d",
+    "LayerNorm",
+    "BatchNorm2d",
+    "GELU",
+    "Dropout",
+    "DropPath",
+    "MaxPool2d",
+    "AvgPool2d",
+    "Upsample",
 ]

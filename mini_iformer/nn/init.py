@@ -27,8 +27,14 @@ def _rng(generator: np.random.Generator | None) -> np.random.Generator:
     return generator if generator is not None else random.default_generator()
 
 
-def trunc_normal_(t: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
-                  generator: np.random.Generator | None = None) -> Tensor:
+def trunc_normal_(
+    t: Tensor,
+    mean: float = 0.0,
+    std: float = 1.0,
+    a: float = -2.0,
+    b: float = 2.0,
+    generator: np.random.Generator | None = None,
+) -> Tensor:
     """Normal(mean, std^2) values restricted to [a, b] (absolute bounds, as in PyTorch), drawn
     by redrawing the values that fall outside."""
     if not a < b:
@@ -48,14 +54,16 @@ def trunc_normal_(t: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.
     return _write(t, values)
 
 
-def uniform_(t: Tensor, low: float = 0.0, high: float = 1.0,
-             generator: np.random.Generator | None = None) -> Tensor:
+def uniform_(
+    t: Tensor, low: float = 0.0, high: float = 1.0, generator: np.random.Generator | None = None
+) -> Tensor:
     """Uniform values in [low, high)."""
     return _write(t, _rng(generator).uniform(low, high, t.size))
 
 
-def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0,
-            generator: np.random.Generator | None = None) -> Tensor:
+def normal_(
+    t: Tensor, mean: float = 0.0, std: float = 1.0, generator: np.random.Generator | None = None
+) -> Tensor:
     return _write(t, _rng(generator).normal(mean, std, t.size))
 
 

@@ -21,8 +21,17 @@ from . import init
 from .module import Module, Parameter
 
 __all__ = [
-    "Identity", "Linear", "Conv2d", "LayerNorm", "BatchNorm2d", "GELU", "Dropout", "DropPath",
-    "MaxPool2d", "AvgPool2d", "Upsample",
+    "Identity",
+    "Linear",
+    "Conv2d",
+    "LayerNorm",
+    "BatchNorm2d",
+    "GELU",
+    "Dropout",
+    "DropPath",
+    "MaxPool2d",
+    "AvgPool2d",
+    "Upsample",
 ]
 
 
@@ -41,11 +50,15 @@ def _check_input(x: Any, layer: str, empty_ok: bool = True) -> None:
     """
     dtype = getattr(x, "dtype", None)
     if dtype is not None and np.dtype(dtype).kind != "f":
-        raise TypeError(f"{layer}: expected a floating-point input, got dtype {dtype} "
-                        "(convert with .astype('float32'))")
+        raise TypeError(
+            f"{layer}: expected a floating-point input, got dtype {dtype} "
+            "(convert with .astype('float32'))"
+        )
     if not empty_ok and getattr(x, "size", 1) == 0:
-        raise ValueError(f"{layer}: got an empty input of shape {tuple(x.shape)}; every axis "
-                         "must have at least one element")
+        raise ValueError(
+            f"{layer}: got an empty input of shape {tuple(x.shape)}; every axis "
+            "must have at least one element"
+        )
 
 
 def _empty(*shape: int) -> Parameter:
@@ -78,15 +91,26 @@ class Linear(Module):
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={self.bias is not None}")
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
 
 
 class Conv2d(Module):
     """2-D convolution of NCHW input; weight (out_channels, in_channels/groups, kh, kw)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
-                 padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        dilation: Any = 1,
+        groups: int = 1,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         self.in_channels = _positive_int(in_channels, "in_channels", "Conv2d")
         self.out_channels = _positive_int(out_channels, "out_channels", "Conv2d")
@@ -98,20 +122,25 @@ class Conv2d(Module):
             )
         self.kernel_size = pair(kernel_size, "kernel_size", "Conv2d")
         self.stride, self.padding, self.dilation = (
-            pair(stride, "stride", "Conv2d"), pair(padding, "padding", "Conv2d"),
-            pair(dilation, "dilation", "Conv2d"))
+            pair(stride, "stride", "Conv2d"),
+            pair(padding, "padding", "Conv2d"),
+            pair(dilation, "dilation", "Conv2d"),
+        )
         self.weight = _empty(out_channels, in_channels // groups, *self.kernel_size)
         self.register_parameter("bias", _empty(out_channels) if bias else None)
         init.default_uniform_(self.weight, self.bias)
 
     def forward(self, x: Any) -> Tensor:
         _check_input(x, "Conv2d", empty_ok=False)
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
+        return F.conv2d(
+            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
 
     def extra_repr(self) -> str:
-        text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}")
+        text = (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}"
+        )
         if self.padding != (0, 0):
             text += f", padding={self.padding}"
         if self.dilation != (1, 1):
@@ -124,11 +153,18 @@ class Conv2d(Module):
 class LayerNorm(Module):
     """Normalise over the trailing ``normalized_shape`` axes, then scale and shift."""
 
-    def __init__(self, normalized_shape: Any, eps: float = 1e-5,
-                 elementwise_affine: bool = True) -> None:
+    def __init__(
+        self, normalized_shape: Any, eps: float = 1e-5, elementwise_affine: bool = True
+    ) -> None:
         super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else normalized_shape
-        self.normalized_shape = tuple(_positive_int(s, "normalized_shape", "LayerNorm") for s in shape)
+        shape = (
+            (normalized_shape,)
+            if isinstance(normalized_shape, numbers.Integral)
+            else normalized_shape
+        )
+        self.normalized_shape = tuple(
+            _positive_int(s, "normalized_shape", "LayerNorm") for s in shape
+        )
         self.eps = float(eps)
         if elementwise_affine:
             self.weight = Parameter(np.ones(self.normalized_shape, dtype=float32))
@@ -153,8 +189,9 @@ class BatchNorm2d(Module):
     ``num_batches_tracked``; evaluation mode uses the running statistics.
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
-                 affine: bool = True) -> None:
+    def __init__(
+        self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True
+    ) -> None:
         super().__init__()
         self.num_features = _positive_int(num_features, "num_features", "BatchNorm2d")
         self.eps, self.momentum = float(eps), float(momentum)
@@ -178,8 +215,16 @@ class BatchNorm2d(Module):
         _check_input(x, "BatchNorm2d", empty_ok=False)
         if self.training:
             self.num_batches_tracked.data += 1
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            self.training, self.momentum, self.eps)
+        return F.batch_norm(
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            self.training,
+            self.momentum,
+            self.eps,
+        )
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
@@ -256,15 +301,17 @@ class MaxPool2d(Module):
 
 
 class AvgPool2d(Module):
-    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
-                 count_include_pad: bool = True) -> None:
+    def __init__(
+        self, kernel_size: Any, stride: Any = None, padding: Any = 0, count_include_pad: bool = True
+    ) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.count_include_pad = count_include_pad
 
     def forward(self, x: Any) -> Tensor:
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding,
-                            count_include_pad=self.count_include_pad)
+        return F.avg_pool2d(
+            x, self.kernel_size, self.stride, self.padding, count_include_pad=self.count_include_pad
+        )
 
     def extra_repr(self) -> str:
         text = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -274,8 +321,13 @@ class AvgPool2d(Module):
 class Upsample(Module):
     """Resize NCHW input (``F.interpolate``) to ``size`` or by ``scale_factor``."""
 
-    def __init__(self, size: Any = None, scale_factor: Any = None, mode: str = "nearest",
-                 align_corners: bool | None = None) -> None:
+    def __init__(
+        self,
+        size: Any = None,
+        scale_factor: Any = None,
+        mode: str = "nearest",
+        align_corners: bool | None = None,
+    ) -> None:
         super().__init__()
         self.size, self.scale_factor = size, scale_factor
         self.mode, self.align_corners = mode, align_corners

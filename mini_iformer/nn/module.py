@@ -16,7 +16,8 @@ names follow the authors' PyTorch code loads their checkpoints key for key.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable, Iterator, Mapping, NamedTuple
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -98,8 +99,8 @@ class Module:
                 kind = "parameter" if name in params else "child module"
                 raise TypeError(
                     f"cannot assign {type(value).__name__} to {kind} {name!r} of "
-                    f"{type(self).__name__} (expected a {'Parameter' if name in params else 'Module'} "
-                    "or None)"
+                    f"{type(self).__name__} (expected a "
+                    f"{'Parameter' if name in params else 'Module'} or None)"
                 )
             (params if name in params else modules)[name] = None
         else:
@@ -165,8 +166,9 @@ class Module:
         return HookHandle(self._forward_hooks, key)
 
     # -- traversal ----------------------------------------------------------------------------
-    def named_modules(self, prefix: str = "",
-                      remove_duplicate: bool = True) -> Iterator[tuple[str, Module]]:
+    def named_modules(
+        self, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Module]]:
         """This module and all below it, pre-order, with dotted names ("" for this one); a
         module reachable under several names is given once, under its first, unless
         ``remove_duplicate=False``."""
@@ -178,8 +180,11 @@ class Module:
                 continue
             seen.add(id(module))
             yield name, module
-            children = [(f"{name}.{k}" if name else k, m) for k, m in module._modules.items()
-                        if m is not None]
+            children = [
+                (f"{name}.{k}" if name else k, m)
+                for k, m in module._modules.items()
+                if m is not None
+            ]
             stack.extend(reversed(children))
 
     def modules(self) -> Iterator[Module]:
@@ -287,7 +292,9 @@ class Module:
         (copy them before changing them in place)."""
         return OrderedDict((key, t.detach()) for key, _, _, t in self._state_entries())
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True
+    ) -> IncompatibleKeys:
         """Copy values from ``state_dict`` (tensors or arrays, e.g. from
         :func:`mini_iformer.checkpoint.load`) into this module's parameters and buffers.
 
@@ -327,28 +334,37 @@ class Module:
             try:
                 value = _as_array(state_dict[key])
             except Exception as exc:  # noqa: BLE001 - any unconvertible object is reported
-                problems.append(f"{key}: not an array ({type(state_dict[key]).__name__}: "
-                                f"{' '.join(str(exc).split())})")
+                problems.append(
+                    f"{key}: not an array ({type(state_dict[key]).__name__}: "
+                    f"{' '.join(str(exc).split())})"
+                )
                 continue
             if value.dtype.kind not in "biuf":
-                problems.append(f"{key}: dtype {value.dtype} is not a real numeric type "
-                                f"(the model holds {t.dtype})")
+                problems.append(
+                    f"{key}: dtype {value.dtype} is not a real numeric type "
+                    f"(the model holds {t.dtype})"
+                )
             elif tuple(value.shape) != t.shape:
-                problems.append(f"{key}: shape {tuple(value.shape)} in the state dict, "
-                                f"{t.shape} in the model")
+                problems.append(
+                    f"{key}: shape {tuple(value.shape)} in the state dict, {t.shape} in the model"
+                )
             elif t.dtype.kind in "iu" and value.dtype.kind == "f" and not _whole(value):
-                problems.append(f"{key}: non-integral or non-finite values for the {t.dtype} "
-                                "buffer")
+                problems.append(
+                    f"{key}: non-integral or non-finite values for the {t.dtype} buffer"
+                )
             else:
                 new_values.append((t, value))
         if len(problems) > _MAX_LISTED:
-            problems[_MAX_LISTED:] = [f"... and {len(problems) - _MAX_LISTED} more keys with "
-                                      "a wrong shape or value"]
+            problems[_MAX_LISTED:] = [
+                f"... and {len(problems) - _MAX_LISTED} more keys with a wrong shape or value"
+            ]
         if strict and (missing or unexpected):
             hint = _prefix_hint(missing, unexpected) if len(missing) == len(entries) else None
-            problems[:0] = ([f"missing keys: {_listing(missing)}"] if missing else []) + (
-                [f"unexpected keys: {_listing(unexpected)}"] if unexpected else []) + (
-                [hint] if hint else [])
+            problems[:0] = (
+                ([f"missing keys: {_listing(missing)}"] if missing else [])
+                + ([f"unexpected keys: {_listing(unexpected)}"] if unexpected else [])
+                + ([hint] if hint else [])
+            )
         if problems:
             raise ValueError(
                 f"load_state_dict into {type(self).__name__} failed, nothing was changed:\n  "
@@ -403,11 +419,15 @@ def _prefix_hint(missing: list[str], unexpected: list[Any]) -> str | None:
         if sorted(longer) != sorted(prefix + k for k in shorter):
             continue
         if verb == "remove":
-            return (f"hint: every key of the state dict is the model's with the prefix "
-                    f"{prefix!r} added; load {{k.removeprefix({prefix!r}): v for k, v in "
-                    "state.items()}")
-        return (f"hint: every key of the model is the state dict's with the prefix {prefix!r} "
-                f"added; load {{{prefix!r} + k: v for k, v in state.items()}}")
+            return (
+                f"hint: every key of the state dict is the model's with the prefix "
+                f"{prefix!r} added; load {{k.removeprefix({prefix!r}): v for k, v in "
+                "state.items()}"
+            )
+        return (
+            f"hint: every key of the model is the state dict's with the prefix {prefix!r} "
+            f"added; load {{{prefix!r} + k: v for k, v in state.items()}}"
+        )
     return None
 
 

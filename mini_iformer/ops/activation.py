@@ -64,7 +64,7 @@ class GELU(Dispatch):
 
 
 @register_op("gelu")
-def gelu(input: Any, approximate: str = "none") -> Tensor:  # noqa: A002
+def gelu(input: Any, approximate: str = "none") -> Tensor:
     """Gaussian error linear unit, like ``torch.nn.functional.gelu``: ``x * Phi(x)`` with the
     exact erf form (``approximate="none"``, what iFormer uses) or the tanh approximation
     (``approximate="tanh"``)."""
@@ -76,10 +76,14 @@ def gelu(input: Any, approximate: str = "none") -> Tensor:  # noqa: A002
     return GELU.apply(input, approximate=approximate)
 
 
-IMPLEMENTATIONS = register("gelu", [
-    Implementation("reference", gelu_forward, gelu_backward),
-    Implementation("cuda", fast.cuda_forward, fast.slope_backward, supports=cuda.supports),
-    Implementation("fitted-tail", fast.fitted_forward, fast.slope_backward,
-                   supports=fast.fitted_supported),
-    Implementation("blocked", fast.blocked_forward, fast.slope_backward),
-])
+IMPLEMENTATIONS = register(
+    "gelu",
+    [
+        Implementation("reference", gelu_forward, gelu_backward),
+        Implementation("cuda", fast.cuda_forward, fast.slope_backward, supports=cuda.supports),
+        Implementation(
+            "fitted-tail", fast.fitted_forward, fast.slope_backward, supports=fast.fitted_supported
+        ),
+        Implementation("blocked", fast.blocked_forward, fast.slope_backward),
+    ],
+)

@@ -23,8 +23,13 @@ from .. import backend
 from ..runtime import for_each_block
 from .cuda import Kernel
 
-__all__ = ["blocked_forward", "fitted_forward", "fitted_supported", "cuda_forward",
-           "slope_backward"]
+__all__ = [
+    "blocked_forward",
+    "fitted_forward",
+    "fitted_supported",
+    "cuda_forward",
+    "slope_backward",
+]
 
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -38,8 +43,14 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 # for x around -5 correct to float32 precision, where 1 + erf(x/sqrt 2) would cancel.
 _TAIL_K = 0.33 * _SQRT_HALF
 _TAIL_POLY = (
-    -0.06767420592205974, 0.2301244128768065, -0.17558533625537148, 0.20426010144636578,
-    0.023604672106030358, 0.10061377334359671, 0.0914776542167307, 0.09317892419217423,
+    -0.06767420592205974,
+    0.2301244128768065,
+    -0.17558533625537148,
+    0.20426010144636578,
+    0.023604672106030358,
+    0.10061377334359671,
+    0.0914776542167307,
+    0.09317892419217423,
 )
 _scratch_rows = threading.local()
 
@@ -154,8 +165,9 @@ def _run_blocks(ctx, x, approximate, block_fn):
     flat = xp.ascontiguousarray(x).reshape(-1)
     y = xp.empty_like(flat)
     d = xp.empty_like(flat) if ctx.needs_input_grad[0] else None
-    for_each_block(flat.size, 1, lambda s, e: block_fn(flat[s:e], y[s:e],
-                                                       None if d is None else d[s:e]), flat)
+    for_each_block(
+        flat.size, 1, lambda s, e: block_fn(flat[s:e], y[s:e], None if d is None else d[s:e]), flat
+    )
     ctx.slope = d.reshape(x.shape) if d is not None else None
     return y.reshape(x.shape)
 
@@ -173,8 +185,12 @@ def fitted_supported(x, approximate) -> bool:
 def fitted_forward(ctx, x, approximate):
     """Exact GELU in float32, in blocks, with Phi from a fitted rational tail (``_TAIL_POLY``)
     instead of ``erf``."""
-    return _run_blocks(ctx, x, approximate,
-                       lambda xb, yb, db: _gelu_fitted_block(xb, yb, db, _scratch(4, xb.shape[0])))
+    return _run_blocks(
+        ctx,
+        x,
+        approximate,
+        lambda xb, yb, db: _gelu_fitted_block(xb, yb, db, _scratch(4, xb.shape[0])),
+    )
 
 
 GELU_FORWARD = Kernel("gelu_forward", "activation.cu")
@@ -186,8 +202,16 @@ def cuda_forward(ctx, x, approximate):
     flat = xp.ascontiguousarray(x).reshape(-1)
     y = xp.empty_like(flat)
     d = xp.empty_like(flat) if ctx.needs_input_grad[0] else None
-    GELU_FORWARD(flat.size, flat, y, y if d is None else d, flat.size,
-                 int(approximate == "tanh"), int(d is not None), dtype=flat.dtype)
+    GELU_FORWARD(
+        flat.size,
+        flat,
+        y,
+        y if d is None else d,
+        flat.size,
+        int(approximate == "tanh"),
+        int(d is not None),
+        dtype=flat.dtype,
+    )
     ctx.slope = d.reshape(x.shape) if d is not None else None
     return y.reshape(x.shape)
 

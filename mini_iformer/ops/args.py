@@ -62,8 +62,14 @@ def check_probability(p: Any, name: str, op: str) -> float:
     return float(p)
 
 
-def pair(value: Any, name: str, op: str, error: type[Exception] = TypeError, *,
-         minimum: int | None = None) -> tuple[int, int]:
+def pair(
+    value: Any,
+    name: str,
+    op: str,
+    error: type[Exception] = TypeError,
+    *,
+    minimum: int | None = None,
+) -> tuple[int, int]:
     """An int, or a sequence of one or two ints, as a (rows, cols) pair: PyTorch's rule for
     kernel sizes, strides, paddings and image sizes, one normaliser for every op, layer and
     transform.

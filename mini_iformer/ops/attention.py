@@ -196,7 +196,10 @@ def scaled_dot_product_attention(
     return ScaledDotProductAttention.apply(query, key, value, mask, keep, scale=float(scale))
 
 
-IMPLEMENTATIONS = register("scaled_dot_product_attention", [
-    Implementation("reference", attention_forward, attention_backward),
-    Implementation("fast", fast_forward, fast_backward),
-])
+IMPLEMENTATIONS = register(
+    "scaled_dot_product_attention",
+    [
+        Implementation("reference", attention_forward, attention_backward),
+        Implementation("fast", fast_forward, fast_backward),
+    ],
+)

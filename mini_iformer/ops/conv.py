@@ -133,7 +133,7 @@ class Conv2d(Dispatch):
 
 
 def conv2d_kind(x_shape, w_shape, stride, pads, groups) -> str:
-    """"pointwise" (1x1 kernel, stride 1, no padding, one group), "depthwise" (one group per
+    """ "pointwise" (1x1 kernel, stride 1, no padding, one group), "depthwise" (one group per
     channel, as many outputs as inputs, stride 1) or "general"."""
     c_in, c_out, kernel = x_shape[1], w_shape[0], tuple(w_shape[2:])
     if kernel == (1, 1) and tuple(stride) == (1, 1) and not any(pads) and groups == 1:
@@ -161,8 +161,7 @@ def _padding(padding: Any, kernel, stride, dilation) -> tuple[int, int, int, int
     return ph, ph, pw, pw
 
 
-def conv2d_window(x_shape, kernel, stride: Any = 1, padding: Any = 0,
-                  dilation: Any = 1) -> Window:
+def conv2d_window(x_shape, kernel, stride: Any = 1, padding: Any = 0, dilation: Any = 1) -> Window:
     """The :class:`Window` of a convolution of an (N, C, H, W) input with a kernel (kh, kw),
     arguments as :func:`conv2d` takes them (padding "same" and "valid" included)."""
     stride, dilation = pair(stride, "stride", "conv2d"), pair(dilation, "dilation", "conv2d")
@@ -179,8 +178,13 @@ def _float_tensor(x: Any, name: str) -> Tensor:
 
 @register_op("conv2d")
 def conv2d(
-    input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,  # noqa: A002
-    dilation: Any = 1, groups: int = 1,
+    input: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
 ) -> Tensor:
     """2-D convolution (cross-correlation) over an (N, C, H, W) or unbatched (C, H, W) input,
     like ``torch.nn.functional.conv2d``.
@@ -258,37 +262,68 @@ def conv2d(
 def _kind(kind: str):
     def test(x, w, win, groups) -> bool:
         return conv2d_kind(x.shape, w.shape, win.stride, win.pads, groups) == kind
+
     return test
 
 
 def _on_gpu(kind: str | None = None):
     def test(x, w, win, groups) -> bool:
         return conv_cuda.supports(x, w) and (kind is None or _kind(kind)(x, w, win, groups))
+
     return test
 
 
-IMPLEMENTATIONS = register("conv2d", [
-    Implementation("reference", conv2d_forward, conv2d_backward),
-    # A GPU: cuBLAS does 1x1 convolutions well through the matrix product; kernels do the rest.
-    Implementation("pointwise", conv_im2col.pointwise_forward, conv_im2col.pointwise_backward,
-                   supports=_kind("pointwise")),
-    Implementation("cuda-depthwise", conv_cuda.depthwise_forward, conv_cuda.depthwise_backward,
-                   supports=lambda x, w, win, groups: conv_cuda.supports(x, w)
-                   and groups == x.shape[1] == w.shape[0]),
-    Implementation("cuda-im2col", conv_cuda.im2col_forward, conv_cuda.im2col_backward,
-                   supports=_on_gpu()),
-    # NumPy: the depthwise offset loop in the layout that suits the map size.
-    Implementation("depthwise-channel-major", conv_depthwise.channel_major_forward,
-                   conv_depthwise.channel_major_backward, supports=_kind("depthwise"),
-                   preferred=conv_depthwise.channel_major_preferred),
-    Implementation("depthwise-pixel-major", conv_depthwise.pixel_major_forward,
-                   conv_depthwise.pixel_major_backward, supports=_kind("depthwise"),
-                   preferred=conv_depthwise.pixel_major_preferred),
-    Implementation("depthwise-rows", conv_depthwise.rows_forward, conv_depthwise.rows_backward,
-                   supports=_kind("depthwise")),
-    # NumPy, everything else: im2col, with the batch folded in for small output maps.
-    Implementation("im2col-folded", conv_im2col.folded_forward, conv_im2col.folded_backward,
-                   supports=lambda x, w, win, groups: groups == 1,
-                   preferred=conv_im2col.folded_preferred),
-    Implementation("im2col", conv_im2col.im2col_forward, conv_im2col.im2col_backward),
-])
+IMPLEMENTATIONS = register(
+    "conv2d",
+    [
+        Implementation("reference", conv2d_forward, conv2d_backward),
+        # A GPU: cuBLAS does 1x1 convolutions well through the matrix product; kernels do the rest.
+        Implementation(
+            "pointwise",
+            conv_im2col.pointwise_forward,
+            conv_im2col.pointwise_backward,
+            supports=_kind("pointwise"),
+        ),
+        Implementation(
+            "cuda-depthwise",
+            conv_cuda.depthwise_forward,
+            conv_cuda.depthwise_backward,
+            supports=lambda x, w, win, groups: (
+                conv_cuda.supports(x, w) and groups == x.shape[1] == w.shape[0]
+            ),
+        ),
+        Implementation(
+            "cuda-im2col", conv_cuda.im2col_forward, conv_cuda.im2col_backward, supports=_on_gpu()
+        ),
+        # NumPy: the depthwise offset loop in the layout that suits the map size.
+        Implementation(
+            "depthwise-channel-major",
+            conv_depthwise.channel_major_forward,
+            conv_depthwise.channel_major_backward,
+            supports=_kind("depthwise"),
+            preferred=conv_depthwise.channel_major_preferred,
+        ),
+        Implementation(
+            "depthwise-pixel-major",
+            conv_depthwise.pixel_major_forward,
+            conv_depthwise.pixel_major_backward,
+            supports=_kind("depthwise"),
+            preferred=conv_depthwise.pixel_major_preferred,
+        ),
+        Implementation(
+            "depthwise-rows",
+            conv_depthwise.rows_forward,
+            conv_depthwise.rows_backward,
+            supports=_kind("depthwise"),
+        ),
+        # NumPy, everything else: im2col, with the batch folded in for small output maps.
+        Implementation(
+            "im2col-folded",
+            conv_im2col.folded_forward,
+            conv_im2col.folded_backward,
+            supports=lambda x, w, win, groups: groups == 1,
+            preferred=conv_im2col.folded_preferred,
+        ),
+        Implementation("im2col", conv_im2col.im2col_forward, conv_im2col.im2col_backward),
+    ],
+)

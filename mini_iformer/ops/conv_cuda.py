@@ -15,10 +15,15 @@ from __future__ import annotations
 from .. import backend
 from . import conv_im2col
 from .cuda import Kernel
-from .cuda import supports as supports  # noqa: PLC0414 - re-exported for conv.py's list
+from .cuda import supports as supports
 
-__all__ = ["depthwise_forward", "depthwise_backward", "im2col_forward", "im2col_backward",
-           "supports"]
+__all__ = [
+    "depthwise_forward",
+    "depthwise_backward",
+    "im2col_forward",
+    "im2col_backward",
+    "supports",
+]
 
 DEPTHWISE_FORWARD = Kernel("depthwise_forward", "conv.cu")
 DEPTHWISE_BACKWARD_INPUT = Kernel("depthwise_backward_input", "conv.cu")
@@ -50,12 +55,12 @@ def depthwise_backward(ctx, g):
     dx = dw = None
     if ctx.w is not None:
         dx = xp.empty(win.shape, dtype=g.dtype)
-        DEPTHWISE_BACKWARD_INPUT(dx.size, g, ctx.w, dx, dx.size, c, *win.kernel_args,
-                                 dtype=g.dtype)
+        DEPTHWISE_BACKWARD_INPUT(dx.size, g, ctx.w, dx, dx.size, c, *win.kernel_args, dtype=g.dtype)
     if ctx.x is not None:
         part = xp.empty((n, c, *win.kernel), dtype=g.dtype)
-        DEPTHWISE_BACKWARD_WEIGHT(part.size, g, ctx.x, part, part.size, *win.kernel_args,
-                                  dtype=g.dtype)
+        DEPTHWISE_BACKWARD_WEIGHT(
+            part.size, g, ctx.x, part, part.size, *win.kernel_args, dtype=g.dtype
+        )
         dw = part.sum(axis=0).reshape(ctx.w_shape)
     return dx, dw
 

@@ -28,8 +28,13 @@ import numpy as np
 from .. import backend, runtime
 
 __all__ = [
-    "rows_forward", "rows_backward", "pixel_major_forward", "pixel_major_backward",
-    "pixel_major_preferred", "channel_major_forward", "channel_major_backward",
+    "rows_forward",
+    "rows_backward",
+    "pixel_major_forward",
+    "pixel_major_backward",
+    "pixel_major_preferred",
+    "channel_major_forward",
+    "channel_major_backward",
     "channel_major_preferred",
 ]
 
@@ -72,8 +77,12 @@ def _row_weights(w: Any, n: int) -> Any:
 
 def _save(ctx, x_form, w, geo) -> None:
     need_x, need_w = ctx.needs_input_grad[:2]
-    ctx.x_form, ctx.w, ctx.geo, ctx.w_shape = (x_form if need_w else None), (
-        w if need_x else None), geo, w.shape
+    ctx.x_form, ctx.w, ctx.geo, ctx.w_shape = (
+        (x_form if need_w else None),
+        (w if need_x else None),
+        geo,
+        w.shape,
+    )
 
 
 # -- rows ----------------------------------------------------------------------------------------
@@ -90,7 +99,8 @@ def rows_forward(ctx, x, w, win, groups):
     geo = _Flat(win)
     xpf = xp.zeros((geo.rows, geo.hp * geo.wp + geo.tail), dtype=x.dtype)
     xpf[:, : geo.hp * geo.wp].reshape(geo.n, geo.c, geo.hp, geo.wp)[
-        :, :, geo.top : geo.top + geo.h, geo.left : geo.left + geo.w] = x
+        :, :, geo.top : geo.top + geo.h, geo.left : geo.left + geo.w
+    ] = x
     wr = _row_weights(w, geo.n)
     length = geo.length
     y = xp.empty((geo.rows, geo.ho, geo.wo), dtype=x.dtype)
@@ -187,8 +197,9 @@ def pixel_major_forward(ctx, x, w, win, groups):
     geo = _Flat(win)
     n, c, nc = geo.n, geo.c, geo.rows
     xs = xp.zeros((geo.hp, geo.wp, nc), dtype=x.dtype)
-    xs[geo.top : geo.top + geo.h, geo.left : geo.left + geo.w] = (
-        x.reshape(nc, geo.h, geo.w).transpose(1, 2, 0))
+    xs[geo.top : geo.top + geo.h, geo.left : geo.left + geo.w] = x.reshape(
+        nc, geo.h, geo.w
+    ).transpose(1, 2, 0)
     wr = xp.ascontiguousarray(_row_weights(w, n).T)  # (kh*kw, N*C)
     y = xp.empty((geo.ho, geo.wo, nc), dtype=x.dtype)
     tmp = xp.empty_like(y)
@@ -223,9 +234,12 @@ def pixel_major_backward(ctx, g):
         dx = xp.ascontiguousarray(inner.reshape(geo.h * geo.w, nc).T).reshape(n, c, geo.h, geo.w)
     if xs is not None:
         flat = gs.reshape(-1, nc)
-        per = xp.stack([xp.einsum("pk,pk->k", flat,
-                                  xs[a : a + geo.ho, b : b + geo.wo].reshape(-1, nc))
-                        for a, b in geo.offsets])  # (kh*kw, N*C)
+        per = xp.stack(
+            [
+                xp.einsum("pk,pk->k", flat, xs[a : a + geo.ho, b : b + geo.wo].reshape(-1, nc))
+                for a, b in geo.offsets
+            ]
+        )  # (kh*kw, N*C)
         dw = per.reshape(-1, n, c).sum(axis=1).T.reshape(ctx.w_shape)
     return dx, dw
 
@@ -260,7 +274,8 @@ def channel_major_forward(ctx, x, w, win, groups):
     tail = geo.shifts[-1]  # the last offset's slice runs this far past the last plane
     xs = xp.zeros((c, n * flat + tail), dtype=x.dtype)
     xs[:, : n * flat].reshape(c, n, geo.hp, geo.wp)[
-        :, :, geo.top : geo.top + geo.h, geo.left : geo.left + geo.w] = x.transpose(1, 0, 2, 3)
+        :, :, geo.top : geo.top + geo.h, geo.left : geo.left + geo.w
+    ] = x.transpose(1, 0, 2, 3)
     wk = w.reshape(c, -1).tolist()  # Python floats: scalar operands
     y = xp.empty((n, c, geo.ho, geo.wo), dtype=x.dtype)
     planes, size = _channel_blocks(geo)
@@ -322,6 +337,5 @@ def channel_major_backward(ctx, g):
                     dw[ch, k] += xp.dot(g_b, xs[ch, start + s : start + s + m])
             if need_x:
                 planes_b = d[:m].reshape(p1 - p0, geo.hp, geo.wp)
-                dx[p0:p1, ch] = planes_b[:, geo.top : geo.top + geo.h,
-                                         geo.left : geo.left + geo.w]
+                dx[p0:p1, ch] = planes_b[:, geo.top : geo.top + geo.h, geo.left : geo.left + geo.w]
     return dx, (dw.reshape(ctx.w_shape) if need_w else None)

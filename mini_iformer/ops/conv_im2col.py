@@ -17,9 +17,16 @@ import numpy as np
 from .. import backend, runtime
 
 __all__ = [
-    "pointwise_forward", "pointwise_backward", "im2col_forward", "im2col_backward",
-    "im2col_form", "window_columns",
-    "folded_forward", "folded_backward", "folded_preferred", "col2im",
+    "pointwise_forward",
+    "pointwise_backward",
+    "im2col_forward",
+    "im2col_backward",
+    "im2col_form",
+    "window_columns",
+    "folded_forward",
+    "folded_backward",
+    "folded_preferred",
+    "col2im",
 ]
 
 #: Below this many output pixels per sample, per-sample matrix products are too small for
@@ -50,8 +57,9 @@ def _sum_of_products(g: Any, x: Any) -> Any:
     if g.ndim == 3:  # (N, O, L) and (N, K, L)
         return xp.tensordot(g, x, axes=([0, 2], [0, 2]))
     # (N, G, O/G, L) and (N, G, K, L): one folded product per group
-    return xp.stack([xp.tensordot(g[:, i], x[:, i], axes=([0, 2], [0, 2]))
-                     for i in range(g.shape[1])])
+    return xp.stack(
+        [xp.tensordot(g[:, i], x[:, i], axes=([0, 2], [0, 2])) for i in range(g.shape[1])]
+    )
 
 
 # -- pointwise ---------------------------------------------------------------------------------

@@ -36,8 +36,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
+from collections.abc import Callable, Iterator
 from importlib import resources
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -122,7 +123,7 @@ def read_source(file: str) -> str:
 
 
 #: Every kernel, by name.
-KERNELS: dict[str, "Kernel"] = {}
+KERNELS: dict[str, Kernel] = {}
 
 
 class Kernel:

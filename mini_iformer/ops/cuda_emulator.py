@@ -85,7 +85,8 @@ def library(source: str) -> ctypes.CDLL:
         src.write_text(text)
         result = subprocess.run(
             [_compiler, "-O1", "-shared", "-fPIC", "-std=c++14", "-o", str(so), str(src)],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if result.returncode:
             raise RuntimeError(f"compiling kernel source {src} failed:\n{result.stderr}")

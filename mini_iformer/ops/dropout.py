@@ -58,7 +58,7 @@ class DropPath(Dropout):
 
 @register_op("dropout")
 def dropout(
-    input: Any,  # noqa: A002
+    input: Any,
     p: float = 0.5,
     training: bool = True,
     *,
@@ -76,7 +76,7 @@ def dropout(
 
 @register_op("drop_path")
 def drop_path(
-    input: Any,  # noqa: A002
+    input: Any,
     p: float = 0.0,
     training: bool = False,
     *,

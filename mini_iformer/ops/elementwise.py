@@ -19,8 +19,24 @@ from .. import backend
 from ..autograd import Function, Tensor, numbers_as_arrays, register_op
 
 __all__ = [
-    "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "tanh", "sigmoid",
-    "erf", "abs", "maximum", "minimum", "where", "clip", "astype",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "neg",
+    "pow",
+    "exp",
+    "log",
+    "sqrt",
+    "tanh",
+    "sigmoid",
+    "erf",
+    "abs",
+    "maximum",
+    "minimum",
+    "where",
+    "clip",
+    "astype",
 ]
 
 
@@ -192,8 +208,11 @@ class RoundedDiv(Function):
 
     def backward(self, g):
         xp = _xp(g)
-        return (xp.zeros_like(g) if self.needs_input_grad[0] else None,
-                xp.zeros_like(g) if self.needs_input_grad[1] else None, None)
+        return (
+            xp.zeros_like(g) if self.needs_input_grad[0] else None,
+            xp.zeros_like(g) if self.needs_input_grad[1] else None,
+            None,
+        )
 
 
 @register_op("div")
@@ -485,7 +504,7 @@ def where(condition: Any, x: Any, other: Any) -> Tensor:
 
 
 @register_op("clip")
-def clip(x: Any, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 - PyTorch's names
+def clip(x: Any, min: Any = None, max: Any = None) -> Tensor:
     """Limit values to ``[min, max]``, like ``torch.clamp``: either bound may be None, a
     number or a tensor (broadcast against ``x``; a tensor bound that requires grad gets its
     gradient). With min > max every output is max, as in PyTorch."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-
 import numbers
 from typing import Any
 
@@ -63,7 +62,7 @@ class Linear(Function):
 
 
 @register_op("linear")
-def linear(input: Any, weight: Any, bias: Any = None) -> Tensor:  # noqa: A002 - PyTorch's name
+def linear(input: Any, weight: Any, bias: Any = None) -> Tensor:
     """``input @ weight.T + bias``, like ``torch.nn.functional.linear``.
 
     input (..., in), weight (out, in) or (in,), bias broadcastable to the output (usually

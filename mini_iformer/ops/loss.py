@@ -40,8 +40,9 @@ class CrossEntropy(Function):
         # to inf, exactly as PyTorch's do (the gradient stays finite): the answer, not a fault
         # to warn about (a warning that the test suite, and some users, turn into an error).
         with np.errstate(over="ignore", invalid="ignore"):
-            return self._forward(z, target, index_target, axis, smoothing, reduction, weight,
-                                 ignore_index)
+            return self._forward(
+                z, target, index_target, axis, smoothing, reduction, weight, ignore_index
+            )
 
     def _forward(self, z, target, index_target, axis, smoothing, reduction, weight, ignore_index):
         xp = backend.array_module(z)
@@ -75,10 +76,14 @@ class CrossEntropy(Function):
         if any(self.needs_input_grad):
             self.logp, self.t, self.q, self.w, self.denom = logp, t, q, w, denom
             self.index_target, self.axis, self.smoothing, self.reduction = (
-                index_target, axis, smoothing, reduction)
+                index_target,
+                axis,
+                smoothing,
+                reduction,
+            )
             self.z_shape = z.shape
         if reduction == "none":
-            return loss.reshape(z.shape[:axis] + z.shape[axis + 1:])
+            return loss.reshape(z.shape[:axis] + z.shape[axis + 1 :])
         total = loss.sum()
         if reduction == "sum":
             return total
@@ -86,7 +91,7 @@ class CrossEntropy(Function):
 
     def _unflatten(self, m):
         shape = self.z_shape
-        moved = shape[: self.axis] + shape[self.axis + 1:] + (shape[self.axis],)
+        moved = shape[: self.axis] + shape[self.axis + 1 :] + (shape[self.axis],)
         return backend.array_module(m).moveaxis(m.reshape(moved), -1, self.axis)
 
     def backward(self, g):
@@ -126,7 +131,7 @@ class CrossEntropy(Function):
 
 @register_op("cross_entropy")
 def cross_entropy(
-    input: Any,  # noqa: A002
+    input: Any,
     target: Any,
     weight: Any = None,
     *,
@@ -161,7 +166,7 @@ def cross_entropy(
         raise ValueError(
             f"{op}: the input of shape {z_shape} has no classes (axis {axis} is empty)"
         )
-    item_shape = z_shape[:axis] + z_shape[axis + 1:]
+    item_shape = z_shape[:axis] + z_shape[axis + 1 :]
     if not (isinstance(target, Tensor) or backend.is_array(target)):
         target = np.asarray(target)
     t_shape, t_kind = tuple(target.shape), np.dtype(target.dtype).kind
@@ -195,8 +200,16 @@ def cross_entropy(
         # (labels already on a GPU are not read back, which would wait for the queued work:
         # an index outside [0, C) gives that item a NaN loss instead)
         t = backend.asarray(data)
-        return CrossEntropy.apply(input, t, index_target=True, axis=axis, smoothing=eps,
-                                  reduction=reduction, weight=w, ignore_index=int(ignore_index))
+        return CrossEntropy.apply(
+            input,
+            t,
+            index_target=True,
+            axis=axis,
+            smoothing=eps,
+            reduction=reduction,
+            weight=w,
+            ignore_index=int(ignore_index),
+        )
     if t_kind != "f":
         raise TypeError(f"{op}: target must hold integers or floats, got {target.dtype}")
     if ignore_index != -100:
@@ -211,5 +224,13 @@ def cross_entropy(
         )
     if not isinstance(target, Tensor):
         target = backend.asarray(target)  # host data to the current backend
-    return CrossEntropy.apply(input, target, index_target=False, axis=axis, smoothing=eps,
-                              reduction=reduction, weight=w, ignore_index=int(ignore_index))
+    return CrossEntropy.apply(
+        input,
+        target,
+        index_target=False,
+        axis=axis,
+        smoothing=eps,
+        reduction=reduction,
+        weight=w,
+        ignore_index=int(ignore_index),
+    )

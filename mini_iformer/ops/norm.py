@@ -27,8 +27,14 @@ from .args import shape_of
 from .registry import Dispatch, Implementation, register
 from .shape import reshape
 
-__all__ = ["layer_norm", "batch_norm", "layer_norm_forward", "layer_norm_backward",
-           "batch_norm_forward", "batch_norm_backward"]
+__all__ = [
+    "layer_norm",
+    "batch_norm",
+    "layer_norm_forward",
+    "layer_norm_backward",
+    "batch_norm_forward",
+    "batch_norm_backward",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -57,15 +63,18 @@ def layer_norm_forward(ctx, x, weight, bias, normalized_shape, eps):
 def layer_norm_backward(ctx, g):
     """With g_hat = g * weight and means over each row:
 
-        dx = (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat)) / sigma
-        dweight = sum over rows of g * x_hat,   dbias = sum over rows of g
+    dx = (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat)) / sigma
+    dweight = sum over rows of g * x_hat,   dbias = sum over rows of g
     """
     need_x, need_w, need_b = ctx.needs_input_grad
     x_hat, sigma = ctx.x_hat, ctx.sigma
     g = g.reshape(x_hat.shape)
     g_hat = g * ctx.w
-    dx = (g_hat - g_hat.mean(axis=1, keepdims=True)
-          - x_hat * (g_hat * x_hat).mean(axis=1, keepdims=True)) / sigma
+    dx = (
+        g_hat
+        - g_hat.mean(axis=1, keepdims=True)
+        - x_hat * (g_hat * x_hat).mean(axis=1, keepdims=True)
+    ) / sigma
     dw = (g * x_hat).sum(axis=0).reshape(ctx.norm_shape) if need_w else None
     db = g.sum(axis=0).reshape(ctx.norm_shape) if need_b else None
     return (dx.reshape(ctx.shape) if need_x else None), dw, db
@@ -87,7 +96,7 @@ def _normalized_shape(normalized_shape: Any, x_shape: tuple[int, ...], op: str) 
         ) from None
     if not shape:
         raise ValueError(f"{op}: normalized_shape must have at least one element, got {shape}")
-    if len(shape) > len(x_shape) or x_shape[len(x_shape) - len(shape):] != shape:
+    if len(shape) > len(x_shape) or x_shape[len(x_shape) - len(shape) :] != shape:
         raise ValueError(
             f"{op}: normalized_shape={shape} must equal the trailing dimensions of the input, "
             f"but the input has shape {x_shape}"
@@ -97,7 +106,7 @@ def _normalized_shape(normalized_shape: Any, x_shape: tuple[int, ...], op: str) 
 
 @register_op("layer_norm")
 def layer_norm(
-    input: Any,  # noqa: A002 - PyTorch's name
+    input: Any,
     normalized_shape: Any,
     weight: Any = None,
     bias: Any = None,
@@ -159,17 +168,20 @@ def batch_norm_forward(ctx, x, weight, bias, running_mean, running_var, training
 def batch_norm_backward(ctx, g):
     """With g_hat = g * weight and means over a channel's values:
 
-        training:   dx = (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat)) / sigma
-        evaluation: dx = g_hat / sigma          (the statistics are constants)
-        dweight = sum of g * x_hat,   dbias = sum of g
+    training:   dx = (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat)) / sigma
+    evaluation: dx = g_hat / sigma          (the statistics are constants)
+    dweight = sum of g * x_hat,   dbias = sum of g
     """
     need_x, need_w, need_b = ctx.needs_input_grad
     x_hat, sigma = ctx.x_hat, ctx.sigma[:, None]
     g = g.reshape(x_hat.shape)
     g_hat = g * ctx.w
     if ctx.training:
-        dx = (g_hat - g_hat.mean(axis=(0, 2), keepdims=True)
-              - x_hat * (g_hat * x_hat).mean(axis=(0, 2), keepdims=True)) / sigma
+        dx = (
+            g_hat
+            - g_hat.mean(axis=(0, 2), keepdims=True)
+            - x_hat * (g_hat * x_hat).mean(axis=(0, 2), keepdims=True)
+        ) / sigma
     else:
         dx = g_hat / sigma
     dw = (g * x_hat).sum(axis=(0, 2)) if need_w else None
@@ -188,7 +200,7 @@ def _buffer(t: Any) -> Any:
 
 @register_op("batch_norm")
 def batch_norm(
-    input: Any,  # noqa: A002
+    input: Any,
     running_mean: Any,
     running_var: Any,
     weight: Any = None,
@@ -211,8 +223,12 @@ def batch_norm(
     if len(x_shape) < 2:
         raise ValueError(f"{op}: input must have shape (N, C, ...), got shape {x_shape}")
     c = x_shape[1]
-    named = (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
-             ("bias", bias))
+    named = (
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("weight", weight),
+        ("bias", bias),
+    )
     for name, p in named:
         if p is not None and shape_of(p, name, op) != (c,):
             raise ValueError(
@@ -237,22 +253,36 @@ def batch_norm(
         y = as_tensor(input) * (1.0 if weight is None else reshape(weight, per_channel))
         return y if bias is None else y + reshape(bias, per_channel)
     return BatchNorm.apply(
-        input, weight, bias, running_mean=_buffer(running_mean), running_var=_buffer(running_var),
-        training=bool(training), momentum=float(momentum), eps=float(eps),
+        input,
+        weight,
+        bias,
+        running_mean=_buffer(running_mean),
+        running_var=_buffer(running_var),
+        training=bool(training),
+        momentum=float(momentum),
+        eps=float(eps),
     )
 
 
 # ---------------------------------------------------------------------------------------------
 # Every implementation, in the order they are tried
 # ---------------------------------------------------------------------------------------------
-LAYER_NORM_IMPLEMENTATIONS = register("layer_norm", [
-    Implementation("reference", layer_norm_forward, layer_norm_backward),
-    Implementation("blocked", norm_fast.blocked_layer_norm_forward,
-                   norm_fast.blocked_layer_norm_backward),
-])
+LAYER_NORM_IMPLEMENTATIONS = register(
+    "layer_norm",
+    [
+        Implementation("reference", layer_norm_forward, layer_norm_backward),
+        Implementation(
+            "blocked", norm_fast.blocked_layer_norm_forward, norm_fast.blocked_layer_norm_backward
+        ),
+    ],
+)
 
-BATCH_NORM_IMPLEMENTATIONS = register("batch_norm", [
-    Implementation("reference", batch_norm_forward, batch_norm_backward),
-    Implementation("einsum", norm_fast.einsum_batch_norm_forward,
-                   norm_fast.einsum_batch_norm_backward),
-])
+BATCH_NORM_IMPLEMENTATIONS = register(
+    "batch_norm",
+    [
+        Implementation("reference", batch_norm_forward, batch_norm_backward),
+        Implementation(
+            "einsum", norm_fast.einsum_batch_norm_forward, norm_fast.einsum_batch_norm_backward
+        ),
+    ],
+)

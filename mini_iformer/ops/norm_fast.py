@@ -17,8 +17,12 @@ import numpy as np
 from .. import backend
 from ..runtime import block_rows, for_each_block, tile_rows
 
-__all__ = ["blocked_layer_norm_forward", "blocked_layer_norm_backward",
-           "einsum_batch_norm_forward", "einsum_batch_norm_backward"]
+__all__ = [
+    "blocked_layer_norm_forward",
+    "blocked_layer_norm_backward",
+    "einsum_batch_norm_forward",
+    "einsum_batch_norm_backward",
+]
 
 #: Elements per layer-norm block: measured best on iFormer shapes (the per-call cost of NumPy
 #: matters more than the L2 size here; the working set stays in L3).
@@ -118,8 +122,9 @@ def blocked_layer_norm_backward(ctx, g):
     return (dx.reshape(ctx.shape) if need_x else None), dw, db
 
 
-def einsum_batch_norm_forward(ctx, x, weight, bias, running_mean, running_var, training,
-                              momentum, eps):
+def einsum_batch_norm_forward(
+    ctx, x, weight, bias, running_mean, running_var, training, momentum, eps
+):
     """Batch norm with every per-channel sum an ``einsum`` over (N, C, L) (2-3x faster than
     ``.sum(axis=(0, 2))`` here), x_hat normalised in place, and in evaluation the whole map
     one multiply-add per element: y = x * s + (bias - running_mean * s)."""

@@ -32,8 +32,14 @@ from .registry import Dispatch, Implementation, register
 from .shape import squeeze, unsqueeze
 from .window import Window, lowest, output_size
 
-__all__ = ["max_pool2d", "avg_pool2d", "max_pool2d_forward", "max_pool2d_backward",
-           "avg_pool2d_forward", "avg_pool2d_backward"]
+__all__ = [
+    "max_pool2d",
+    "avg_pool2d",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,7 +143,9 @@ def _window(op: str, x: Tensor, kernel_size, stride, padding, dilation, ceil_mod
     dils = pair(dilation, "dilation", op, ValueError)
     ceil_mode = check_bool(ceil_mode, "ceil_mode", op)
     for name, values, low in [
-        ("kernel_size", kernel, 1), ("stride", strides, 1), ("dilation", dils, 1),
+        ("kernel_size", kernel, 1),
+        ("stride", strides, 1),
+        ("dilation", dils, 1),
         ("padding", pads, 0),
     ]:
         if min(values) < low:
@@ -149,8 +157,10 @@ def _window(op: str, x: Tensor, kernel_size, stride, padding, dilation, ceil_mod
                 f"{op}: padding {pads} must be at most half of kernel_size {kernel}, so that "
                 "every window holds an input element"
             )
-    out = tuple(output_size(n, k, s, p, p, d, ceil_mode)
-                for n, k, s, p, d in zip(x.shape[-2:], kernel, strides, pads, dils))
+    out = tuple(
+        output_size(n, k, s, p, p, d, ceil_mode)
+        for n, k, s, p, d in zip(x.shape[-2:], kernel, strides, pads, dils)
+    )
     if min(out) < 1:
         raise ValueError(
             f"{op}: output size {out} is too small: input shape {x.shape} with kernel_size "
@@ -193,8 +203,13 @@ class AvgPool2d(Dispatch):
 
 @register_op("max_pool2d")
 def max_pool2d(
-    input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,  # noqa: A002
-    dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False,
+    input: Any,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
 ) -> Any:
     """2-D max pooling over (N, C, H, W) or (C, H, W), like ``torch.nn.functional.max_pool2d``.
 
@@ -220,8 +235,13 @@ def max_pool2d(
 
 @register_op("avg_pool2d")
 def avg_pool2d(
-    input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,  # noqa: A002
-    ceil_mode: bool = False, count_include_pad: bool = True, divisor_override: int | None = None,
+    input: Any,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
 ) -> Tensor:
     """2-D average pooling over (N, C, H, W) or (C, H, W), like
     ``torch.nn.functional.avg_pool2d``.
@@ -255,16 +275,30 @@ def avg_pool2d(
 # ---------------------------------------------------------------------------------------------
 # Every implementation, in the order they are tried
 # ---------------------------------------------------------------------------------------------
-MAX_POOL_IMPLEMENTATIONS = register("max_pool2d", [
-    Implementation("reference", max_pool2d_forward, max_pool2d_backward),
-    Implementation("cuda", pool_cuda.max_pool_forward, pool_cuda.max_pool_backward,
-                   supports=pool_cuda.supports),
-    Implementation("offsets", pool_fast.max_pool_forward, pool_fast.max_pool_backward),
-])
+MAX_POOL_IMPLEMENTATIONS = register(
+    "max_pool2d",
+    [
+        Implementation("reference", max_pool2d_forward, max_pool2d_backward),
+        Implementation(
+            "cuda",
+            pool_cuda.max_pool_forward,
+            pool_cuda.max_pool_backward,
+            supports=pool_cuda.supports,
+        ),
+        Implementation("offsets", pool_fast.max_pool_forward, pool_fast.max_pool_backward),
+    ],
+)
 
-AVG_POOL_IMPLEMENTATIONS = register("avg_pool2d", [
-    Implementation("reference", avg_pool2d_forward, avg_pool2d_backward),
-    Implementation("tiles", pool_fast.tiles_forward, pool_fast.tiles_backward,
-                   supports=pool_fast.tiles_supported),
-    Implementation("offsets", pool_fast.avg_pool_forward, pool_fast.avg_pool_backward),
-])
+AVG_POOL_IMPLEMENTATIONS = register(
+    "avg_pool2d",
+    [
+        Implementation("reference", avg_pool2d_forward, avg_pool2d_backward),
+        Implementation(
+            "tiles",
+            pool_fast.tiles_forward,
+            pool_fast.tiles_backward,
+            supports=pool_fast.tiles_supported,
+        ),
+        Implementation("offsets", pool_fast.avg_pool_forward, pool_fast.avg_pool_backward),
+    ],
+)

@@ -11,7 +11,8 @@ everything (the last one, when there are several), and padding is never chosen.
 from __future__ import annotations
 
 from .. import backend
-from .cuda import Kernel, supports as _kernels_for
+from .cuda import Kernel
+from .cuda import supports as _kernels_for
 
 __all__ = ["max_pool_forward", "max_pool_backward", "supports"]
 

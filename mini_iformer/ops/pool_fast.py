@@ -20,8 +20,15 @@ import numpy as np
 from .. import backend
 from .window import block_sums, lowest
 
-__all__ = ["max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward",
-           "tiles_supported", "tiles_forward", "tiles_backward"]
+__all__ = [
+    "max_pool_forward",
+    "max_pool_backward",
+    "avg_pool_forward",
+    "avg_pool_backward",
+    "tiles_supported",
+    "tiles_forward",
+    "tiles_backward",
+]
 
 
 class _Flat:
@@ -68,8 +75,10 @@ class _Flat:
             return self.win.views(buf[: self.size].reshape(self.planes))
         wp = self.win.padded[1]
         (dh, dw) = self.win.dilation
-        return [buf[a * dh * wp + b * dw : a * dh * wp + b * dw + self.size].reshape(self.planes)
-                for a, b in self.win.offsets]
+        return [
+            buf[a * dh * wp + b * dw : a * dh * wp + b * dw + self.size].reshape(self.planes)
+            for a, b in self.win.offsets
+        ]
 
     def crop(self, grid: Any) -> Any:
         oh, ow = self.win.out
@@ -174,8 +183,12 @@ def avg_pool_backward(ctx, g):
 def tiles_supported(x, win, divisor) -> bool:
     """The windows tile the input: kernel == stride, no padding, sizes divisible (so every
     divisor is the same)."""
-    return (win.kernel == win.stride and not any(win.pads) and win.dilation == (1, 1)
-            and all(n % k == 0 for n, k in zip(win.shape[2:], win.kernel)))
+    return (
+        win.kernel == win.stride
+        and not any(win.pads)
+        and win.dilation == (1, 1)
+        and all(n % k == 0 for n, k in zip(win.shape[2:], win.kernel))
+    )
 
 
 def tiles_forward(ctx, x, win, divisor):

@@ -162,8 +162,9 @@ def var(x: Any, axis: Any = None, correction: Any = 1, keepdims: bool = False) -
     if isinstance(correction, bool) or not isinstance(correction, numbers.Real):
         raise TypeError(f"var: correction must be a number, got {correction!r}")
     x = as_tensor(x)
-    return _reduce(Var, x, axis, keepdims, correction=float(correction),
-                   whole=axis is None or x.ndim == 0)
+    return _reduce(
+        Var, x, axis, keepdims, correction=float(correction), whole=axis is None or x.ndim == 0
+    )
 
 
 def softmax_forward(ctx, x, axis):
@@ -273,8 +274,15 @@ def log_softmax(x: Any, axis: int = -1, dtype: Any = None) -> Tensor:
     return _along(LogSoftmax, x, axis, dtype)
 
 
-SOFTMAX_IMPLEMENTATIONS = register("softmax", [
-    Implementation("reference", softmax_forward, softmax_backward),
-    Implementation("blocked", blocked_softmax_forward, blocked_softmax_backward,
-                   supports=_last_axis_on_numpy),
-])
+SOFTMAX_IMPLEMENTATIONS = register(
+    "softmax",
+    [
+        Implementation("reference", softmax_forward, softmax_backward),
+        Implementation(
+            "blocked",
+            blocked_softmax_forward,
+            blocked_softmax_backward,
+            supports=_last_axis_on_numpy,
+        ),
+    ],
+)

@@ -42,13 +42,24 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ..autograd import OPS, Function
 
-__all__ = ["Implementation", "Context", "Dispatch", "NotSupported", "register",
-           "implementations", "use", "choose", "mode", "ENV_VAR"]
+__all__ = [
+    "Implementation",
+    "Context",
+    "Dispatch",
+    "NotSupported",
+    "register",
+    "implementations",
+    "use",
+    "choose",
+    "mode",
+    "ENV_VAR",
+]
 
 #: Environment variable read when the package is imported: "reference" runs every operation
 #: in its reference form for the whole process ("fast", or unset: the automatic choice).
@@ -162,7 +173,7 @@ _forced: dict[str, str] = {}
 
 
 def mode() -> str:
-    """"reference" or "fast": how operations without a forced implementation are computed."""
+    """ "reference" or "fast": how operations without a forced implementation are computed."""
     return _mode
 
 

@@ -37,8 +37,15 @@ from .registry import Dispatch, Implementation, register
 from .shape import reshape
 from .window import block_sums
 
-__all__ = ["interpolate", "interpolate_forward", "interpolate_backward", "matrices_forward", "taps",
-           "axis_matrix", "MODES"]
+__all__ = [
+    "interpolate",
+    "interpolate_forward",
+    "interpolate_backward",
+    "matrices_forward",
+    "taps",
+    "axis_matrix",
+    "MODES",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -58,8 +65,9 @@ def _ratio(n_in: int, n_out: int, scale: float | None, align_corners: bool) -> f
     return 1.0 / scale if scale is not None and scale > 0 else n_in / n_out
 
 
-def _nearest_index(n_in: int, n_out: int, scale: float | None, exact: bool,
-                   copy_same_size: bool = True) -> np.ndarray:
+def _nearest_index(
+    n_in: int, n_out: int, scale: float | None, exact: bool, copy_same_size: bool = True
+) -> np.ndarray:
     """Source index of every output index: floor(dst * ratio) ("nearest", PyTorch's legacy
     rule, with its two shortcuts) or floor((dst + 0.5) * ratio) ("nearest-exact", pixel
     centres). The ratio is a float32, as in PyTorch, and so is the product for "nearest":
@@ -82,7 +90,11 @@ def _nearest_index(n_in: int, n_out: int, scale: float | None, exact: bool,
 
 
 def taps(
-    mode: str, n_in: int, n_out: int, scale: float | None, align_corners: bool,
+    mode: str,
+    n_in: int,
+    n_out: int,
+    scale: float | None,
+    align_corners: bool,
     copy_same_size: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For every output index along one axis, the input indices it reads and their weights,
@@ -222,8 +234,12 @@ def _spatial(value: Any, name: str, kind: str, axes: int) -> list[Any]:
 
 @register_op("interpolate")
 def interpolate(
-    input: Any, size: Any = None, scale_factor: Any = None, mode: str = "nearest",  # noqa: A002
-    align_corners: bool | None = None, recompute_scale_factor: bool | None = None,
+    input: Any,
+    size: Any = None,
+    scale_factor: Any = None,
+    mode: str = "nearest",
+    align_corners: bool | None = None,
+    recompute_scale_factor: bool | None = None,
 ) -> Tensor:
     """Resize the H and W axes of an (N, C, H, W) input, or the L axis of an (N, C, L) one,
     like ``torch.nn.functional.interpolate``.
@@ -297,15 +313,25 @@ def interpolate(
         ih, wh = np.zeros((1, 1), dtype=np.int64), np.ones((1, 1))
     fh, fw = _integer_factor(ih, sides[0]), _integer_factor(iw, sides[1])
     factors = (fh, fw) if fh and fw else None
-    y = Interpolate.apply(x, taps_h=(ih, wh), taps_w=(iw, ww), area=mode == "area",
-                          factors=factors)
+    y = Interpolate.apply(x, taps_h=(ih, wh), taps_w=(iw, ww), area=mode == "area", factors=factors)
     return reshape(y, y.shape[:2] + (out[1],)) if input_ndim == 3 else y
 
 
-IMPLEMENTATIONS = register("interpolate", [
-    Implementation("reference", interpolate_forward, interpolate_backward),
-    Implementation("repeat", repeat_forward, repeat_backward,
-                   supports=lambda x, factors, **taps: factors is not None),
-    Implementation("matrices", matrices_forward, interpolate_backward,
-                   supports=lambda x, **params: bool(backend.array_module(x).isfinite(x).all())),
-])
+IMPLEMENTATIONS = register(
+    "interpolate",
+    [
+        Implementation("reference", interpolate_forward, interpolate_backward),
+        Implementation(
+            "repeat",
+            repeat_forward,
+            repeat_backward,
+            supports=lambda x, factors, **taps: factors is not None,
+        ),
+        Implementation(
+            "matrices",
+            matrices_forward,
+            interpolate_backward,
+            supports=lambda x, **params: bool(backend.array_module(x).isfinite(x).all()),
+        ),
+    ],
+)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import builtins
 import math
 import operator
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -21,8 +22,20 @@ from ..autograd import Function, Tensor, as_tensor, as_tensor_list, register_op
 from .args import normalize_axes, normalize_axis
 
 __all__ = [
-    "reshape", "permute", "transpose", "broadcast_to", "expand", "squeeze", "unsqueeze",
-    "flatten", "concatenate", "stack", "split", "chunk", "getitem", "pad",
+    "reshape",
+    "permute",
+    "transpose",
+    "broadcast_to",
+    "expand",
+    "squeeze",
+    "unsqueeze",
+    "flatten",
+    "concatenate",
+    "stack",
+    "split",
+    "chunk",
+    "getitem",
+    "pad",
 ]
 
 
@@ -114,8 +127,7 @@ def permute(x: Any, *axes: Any) -> Tensor:
     axes = _shape_args(axes)
     if len(axes) != x.ndim:
         raise ValueError(
-            f"permute: {len(axes)} axes given for a tensor of {x.ndim} dimensions "
-            f"(shape {x.shape})"
+            f"permute: {len(axes)} axes given for a tensor of {x.ndim} dimensions (shape {x.shape})"
         )
     norm = tuple(normalize_axis(a, x.ndim, "permute", x.shape) for a in axes)
     if sorted(norm) != list(range(x.ndim)):
@@ -173,9 +185,7 @@ def expand(x: Any, *sizes: Any) -> Tensor:
     lead = len(sizes) - x.ndim
     if lead < 0:
         raise ValueError(f"expand: {len(sizes)} sizes given for a tensor of shape {x.shape}")
-    shape = tuple(
-        x.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes)
-    )
+    shape = tuple(x.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
     if builtins.any(s < 0 for s in shape):
         raise ValueError(f"expand: -1 is only allowed for existing axes, got sizes {sizes}")
     _check_broadcastable(x.shape, shape, "expand")
@@ -216,7 +226,9 @@ def _join_axis(xs: list[Tensor], axis: Any, ndim: int, op: str) -> int:
         return normalize_axis(axis, ndim, op, xs[0].shape)
     except ValueError:
         shapes = ", ".join(str(t.shape) for t in xs)
-        raise ValueError(f"{op}: axis {axis} is out of range for tensors of shapes {shapes}") from None
+        raise ValueError(
+            f"{op}: axis {axis} is out of range for tensors of shapes {shapes}"
+        ) from None
 
 
 def _check_join(xs: list[Tensor], op: str, axis: int, same_axis_too: bool) -> None:
@@ -436,8 +448,7 @@ def pad(x: Any, pad: Sequence[int], value: float = 0.0, mode: str = "constant") 
         )
     if mode != "circular" and 0 in (x.shape[1:] if x.ndim == k + 2 else x.shape):
         raise ValueError(
-            f"pad: mode {mode!r} needs every axis but the batch axis non-empty, got shape "
-            f"{x.shape}"
+            f"pad: mode {mode!r} needs every axis but the batch axis non-empty, got shape {x.shape}"
         )
     sources = []
     for axis in range(x.ndim - k, x.ndim):

@@ -35,8 +35,15 @@ def lowest(dtype: Any) -> Any:
     return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
 
 
-def output_size(size: int, kernel: int, stride: int, before: int, after: int, dilation: int,
-                ceil_mode: bool = False) -> int:
+def output_size(
+    size: int,
+    kernel: int,
+    stride: int,
+    before: int,
+    after: int,
+    dilation: int,
+    ceil_mode: bool = False,
+) -> int:
     """Outputs along one axis of ``size`` inputs padded by ``before`` and ``after``:
     floor((size + before + after - dilation*(kernel-1) - 1) / stride) + 1. With ``ceil_mode``
     (pooling) the division rounds up, but the last window must start inside the input or its
@@ -77,23 +84,32 @@ class Window:
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     @classmethod
-    def for_output(cls, shape, kernel, stride, dilation, padding: Pair, out: Pair) -> "Window":
+    def for_output(cls, shape, kernel, stride, dilation, padding: Pair, out: Pair) -> Window:
         """Symmetric ``padding``, plus whatever more the bottom/right need for ``out``
         windows to fit (the padding ``ceil_mode`` implies)."""
-        extra = [max(p, (o - 1) * s + (k - 1) * d + 1 - n - p)
-                 for n, k, s, d, p, o in zip(shape[2:], kernel, stride, dilation, padding, out)]
-        return cls(tuple(shape), tuple(kernel), tuple(stride), tuple(dilation),
-                   (padding[0], extra[0], padding[1], extra[1]))
+        extra = [
+            max(p, (o - 1) * s + (k - 1) * d + 1 - n - p)
+            for n, k, s, d, p, o in zip(shape[2:], kernel, stride, dilation, padding, out)
+        ]
+        return cls(
+            tuple(shape),
+            tuple(kernel),
+            tuple(stride),
+            tuple(dilation),
+            (padding[0], extra[0], padding[1], extra[1]),
+        )
 
     @property
     def out(self) -> Pair:
         """(Ho, Wo)."""
         top, bottom, left, right = self.pads
         return (
-            output_size(self.shape[2], self.kernel[0], self.stride[0], top, bottom,
-                        self.dilation[0]),
-            output_size(self.shape[3], self.kernel[1], self.stride[1], left, right,
-                        self.dilation[1]),
+            output_size(
+                self.shape[2], self.kernel[0], self.stride[0], top, bottom, self.dilation[0]
+            ),
+            output_size(
+                self.shape[3], self.kernel[1], self.stride[1], left, right, self.dilation[1]
+            ),
         )
 
     @property
@@ -110,8 +126,10 @@ class Window:
     def taps(self, a: int, b: int) -> tuple[slice, slice]:
         """The (rows, cols) of the padded input that offset (a, b) reads for all outputs."""
         (ho, wo), (sh, sw), (dh, dw) = self.out, self.stride, self.dilation
-        return (slice(a * dh, a * dh + sh * (ho - 1) + 1, sh),
-                slice(b * dw, b * dw + sw * (wo - 1) + 1, sw))
+        return (
+            slice(a * dh, a * dh + sh * (ho - 1) + 1, sh),
+            slice(b * dw, b * dw + sw * (wo - 1) + 1, sw),
+        )
 
     def views(self, xpad: Any) -> list[Any]:
         """For every offset, the view of a padded (N, C, Hp, Wp) array it reads: one
@@ -138,5 +156,4 @@ class Window:
         """The geometry as the CUDA kernels take it: H, W, Ho, Wo, kh, kw, sh, sw, top, left,
         dh, dw (the bottom and right padding are implied by Ho and Wo)."""
         top, _, left, _ = self.pads
-        return (*self.shape[2:], *self.out, *self.kernel, *self.stride, top, left,
-                *self.dilation)
+        return (*self.shape[2:], *self.out, *self.kernel, *self.stride, top, left, *self.dilation)

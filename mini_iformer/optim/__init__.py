@@ -25,8 +25,14 @@ from .adamw import AdamW
 from .clip_grad import clip_grad_norm_
 from .optimizer import Optimizer
 from .param_groups import param_groups_weight_decay
-from .sgd import SGD
 from .schedule import WarmupCosine
+from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "AdamW", "param_groups_weight_decay", "clip_grad_norm_",
-           "WarmupCosine"]
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "AdamW",
+    "param_groups_weight_decay",
+    "clip_grad_norm_",
+    "WarmupCosine",
+]

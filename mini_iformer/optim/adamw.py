@@ -46,10 +46,23 @@ class AdamW(Optimizer):
     _state_arrays = ("exp_avg", "exp_avg_sq")
     _state_ints = ("step",)
 
-    def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.01) -> None:
-        super().__init__(params, dict(lr=lr, betas=tuple(betas) if isinstance(betas, list)
-                                      else betas, eps=eps, weight_decay=weight_decay))
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+    ) -> None:
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                betas=tuple(betas) if isinstance(betas, list) else betas,
+                eps=eps,
+                weight_decay=weight_decay,
+            ),
+        )
 
     def _check_group(self, group: dict[str, Any]) -> dict[str, Any]:
         group = dict(group)
@@ -58,7 +71,7 @@ class AdamW(Optimizer):
         betas = group["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair of numbers, got {betas!r}")
-        betas = tuple(real(b, "betas[{}]".format(i)) for i, b in enumerate(betas))
+        betas = tuple(real(b, f"betas[{i}]") for i, b in enumerate(betas))
         for i, b in enumerate(betas):
             if not 0.0 <= b < 1.0:
                 raise ValueError(f"invalid beta parameter at index {i}: {b} (it must be in [0, 1))")
@@ -73,8 +86,11 @@ class AdamW(Optimizer):
         data = p.data
         state = self.state.get(p)
         if state is None:
-            state = self.state[p] = {"step": 0, "exp_avg": xp.zeros_like(data),
-                                     "exp_avg_sq": xp.zeros_like(data)}
+            state = self.state[p] = {
+                "step": 0,
+                "exp_avg": xp.zeros_like(data),
+                "exp_avg_sq": xp.zeros_like(data),
+            }
         lr = float(group["lr"])
         weight_decay = float(group["weight_decay"])
         eps = float(group["eps"])
@@ -103,10 +119,10 @@ class AdamW(Optimizer):
         scratch *= grad
         exp_avg_sq += scratch
 
-        bias_correction1 = 1.0 - beta1 ** step
-        bias_correction2 = 1.0 - beta2 ** step
+        bias_correction1 = 1.0 - beta1**step
+        bias_correction2 = 1.0 - beta2**step
         step_size = lr / bias_correction1
-        bias_correction2_sqrt = bias_correction2 ** 0.5
+        bias_correction2_sqrt = bias_correction2**0.5
 
         # denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + eps
         denom = xp.sqrt(exp_avg_sq, out=scratch)

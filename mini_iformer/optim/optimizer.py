@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -134,40 +135,55 @@ class Optimizer:
         """
         name = type(self).__name__
         if not isinstance(param_group, Mapping):
-            raise TypeError(f"{name}: a parameter group must be a dict, got "
-                            f"{type(param_group).__name__}")
+            raise TypeError(
+                f"{name}: a parameter group must be a dict, got {type(param_group).__name__}"
+            )
         if "params" not in param_group:
             raise ValueError(f"{name}: a parameter group needs a 'params' entry")
         params = param_group["params"]
         if isinstance(params, Tensor):
             params = [params]
         elif isinstance(params, (set, frozenset)):
-            raise TypeError(f"{name}: a group's params must be an ordered sequence, not a set "
-                            "(its order would change between runs)")
+            raise TypeError(
+                f"{name}: a group's params must be an ordered sequence, not a set "
+                "(its order would change between runs)"
+            )
         elif not isinstance(params, Iterable) or isinstance(params, (str, bytes, Mapping)):
-            raise TypeError(f"{name}: a group's params must be an iterable of Tensors, got "
-                            f"{type(params).__name__}")
+            raise TypeError(
+                f"{name}: a group's params must be an iterable of Tensors, got "
+                f"{type(params).__name__}"
+            )
         params = list(params)
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         in_group: set[int] = set()
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
-                raise TypeError(f"{name} can only optimise Tensors (Parameters), but entry {i} "
-                                f"of group {len(self.param_groups)} is a {type(p).__name__}")
+                raise TypeError(
+                    f"{name} can only optimise Tensors (Parameters), but entry {i} "
+                    f"of group {len(self.param_groups)} is a {type(p).__name__}"
+                )
             if p.dtype.kind != "f":
-                raise TypeError(f"{name} can only optimise floating-point tensors, but entry {i} "
-                                f"of group {len(self.param_groups)} has dtype {p.dtype}")
+                raise TypeError(
+                    f"{name} can only optimise floating-point tensors, but entry {i} "
+                    f"of group {len(self.param_groups)} has dtype {p.dtype}"
+                )
             if not p.is_leaf:
-                raise ValueError(f"{name} can't optimise a non-leaf tensor (entry {i} of group "
-                                 f"{len(self.param_groups)}); use .detach() and "
-                                 ".requires_grad_() to make a leaf")
+                raise ValueError(
+                    f"{name} can't optimise a non-leaf tensor (entry {i} of group "
+                    f"{len(self.param_groups)}); use .detach() and "
+                    ".requires_grad_() to make a leaf"
+                )
             if id(p) in in_group:
-                raise ValueError(f"{name}: entry {i} of group {len(self.param_groups)} "
-                                 f"({_describe(p)}) appears twice in that group")
+                raise ValueError(
+                    f"{name}: entry {i} of group {len(self.param_groups)} "
+                    f"({_describe(p)}) appears twice in that group"
+                )
             if id(p) in seen:
-                raise ValueError(f"{name}: entry {i} of group {len(self.param_groups)} "
-                                 f"({_describe(p)}) is already in another parameter group; "
-                                 "a parameter may be in only one group")
+                raise ValueError(
+                    f"{name}: entry {i} of group {len(self.param_groups)} "
+                    f"({_describe(p)}) is already in another parameter group; "
+                    "a parameter may be in only one group"
+                )
             in_group.add(id(p))
         group = {k: v for k, v in param_group.items() if k != "params"}
         for key, value in self.defaults.items():
@@ -194,8 +210,10 @@ class Optimizer:
                 grad = p.grad.data if isinstance(p.grad, Tensor) else p.grad
                 backend.common_backend([p.data, grad], f"{name}.step")
                 if tuple(grad.shape) != p.shape:
-                    raise ValueError(f"{name}.step: a gradient has shape {tuple(grad.shape)} "
-                                     f"but its parameter has shape {p.shape}")
+                    raise ValueError(
+                        f"{name}.step: a gradient has shape {tuple(grad.shape)} "
+                        f"but its parameter has shape {p.shape}"
+                    )
                 if grad.dtype != p.dtype:
                     grad = grad.astype(p.dtype)
                 self._update(p, grad, group)
@@ -224,8 +242,11 @@ class Optimizer:
                 entry = self.state.get(p)
                 if entry is not None:
                     state[index] = {
-                        k: (np.array(backend.to_numpy(v), copy=True) if backend.is_array(v)
-                            else _plain(v))
+                        k: (
+                            np.array(backend.to_numpy(v), copy=True)
+                            if backend.is_array(v)
+                            else _plain(v)
+                        )
                         for k, v in entry.items()
                     }
                 index += 1
@@ -245,17 +266,22 @@ class Optimizer:
         """
         name = type(self).__name__
         if not isinstance(state_dict, Mapping) or "param_groups" not in state_dict:
-            raise ValueError(f"{name}.load_state_dict: expected a dict with 'state' and "
-                             f"'param_groups', got {type(state_dict).__name__}")
+            raise ValueError(
+                f"{name}.load_state_dict: expected a dict with 'state' and "
+                f"'param_groups', got {type(state_dict).__name__}"
+            )
         saved_groups = state_dict["param_groups"]
         saved_state = state_dict.get("state", {})
         if not isinstance(saved_groups, (list, tuple)) or not all(
-                isinstance(g, Mapping) and "params" in g for g in saved_groups):
-            raise ValueError(f"{name}.load_state_dict: 'param_groups' must be a list of dicts "
-                             "with 'params'")
+            isinstance(g, Mapping) and "params" in g for g in saved_groups
+        ):
+            raise ValueError(
+                f"{name}.load_state_dict: 'param_groups' must be a list of dicts with 'params'"
+            )
         if not isinstance(saved_state, Mapping):
-            raise ValueError(f"{name}.load_state_dict: 'state' must be a dict, got "
-                             f"{type(saved_state).__name__}")
+            raise ValueError(
+                f"{name}.load_state_dict: 'state' must be a dict, got {type(saved_state).__name__}"
+            )
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
                 f"{name}.load_state_dict: the state dict has {len(saved_groups)} parameter "
@@ -267,8 +293,10 @@ class Optimizer:
         for g, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
             ids = list(saved["params"])
             if len(ids) != len(group["params"]):
-                problems.append(f"group {g} has {len(ids)} parameters in the state dict but "
-                                f"{len(group['params'])} in the optimiser")
+                problems.append(
+                    f"group {g} has {len(ids)} parameters in the state dict but "
+                    f"{len(group['params'])} in the optimiser"
+                )
                 continue
             for i, p in zip(ids, group["params"]):
                 if isinstance(i, bool) or not isinstance(i, numbers.Integral):
@@ -299,8 +327,9 @@ class Optimizer:
                 problems.append(f"state key {key!r} is not a parameter index")
                 continue
             if i not in index_of:
-                problems.append(f"the state of parameter {i} belongs to no parameter in "
-                                "'param_groups'")
+                problems.append(
+                    f"the state of parameter {i} belongs to no parameter in 'param_groups'"
+                )
                 continue
             p, g = index_of[i]
             where = f"state of parameter {i} (group {g}, shape {p.shape})"
@@ -308,8 +337,10 @@ class Optimizer:
                 problems.append(f"{where} is a {type(entry).__name__}, not a dict")
                 continue
             if set(entry) != expected:
-                problems.append(f"{where} has entries {sorted(map(str, entry))}, {name} "
-                                f"expects {sorted(expected)}")
+                problems.append(
+                    f"{where} has entries {sorted(map(str, entry))}, {name} "
+                    f"expects {sorted(expected)}"
+                )
                 continue
             values: dict[str, Any] = {}
             for k in self._state_ints:
@@ -327,16 +358,19 @@ class Optimizer:
                 if not backend.is_array(v):
                     problems.append(f"{where}: {k} is a {type(v).__name__}, not an array")
                 elif tuple(v.shape) != p.shape:
-                    problems.append(f"{where}: {k} has shape {tuple(v.shape)} in the state "
-                                    f"dict but the parameter has shape {p.shape}")
+                    problems.append(
+                        f"{where}: {k} has shape {tuple(v.shape)} in the state "
+                        f"dict but the parameter has shape {p.shape}"
+                    )
                 elif v.dtype.kind not in "biuf":
                     problems.append(f"{where}: {k} has non-numeric dtype {v.dtype}")
                 else:
                     values[k] = v
             new_state[p] = values
         if problems:
-            raise ValueError(f"{name}.load_state_dict failed, nothing was changed:\n  "
-                             + "\n  ".join(problems))
+            raise ValueError(
+                f"{name}.load_state_dict failed, nothing was changed:\n  " + "\n  ".join(problems)
+            )
 
         for p, values in new_state.items():
             xp = xp_of(p.data)

@@ -3,15 +3,17 @@ group (biases, normalisation weights, layer scales), as the iFormer recipe train
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .optimizer import check_weight_decay
 
 __all__ = ["param_groups_weight_decay"]
 
 
-def param_groups_weight_decay(model: Any, weight_decay: float = 1e-5,
-                              skip_list: Iterable[str] = ()) -> list[dict[str, Any]]:
+def param_groups_weight_decay(
+    model: Any, weight_decay: float = 1e-5, skip_list: Iterable[str] = ()
+) -> list[dict[str, Any]]:
     """Split a model's trainable parameters into a no-decay group and a decay group.
 
     A parameter goes to the no-decay group (``weight_decay = 0.0``) when it has at most one
@@ -35,5 +37,7 @@ def param_groups_weight_decay(model: Any, weight_decay: float = 1e-5,
             no_decay.append(p)
         else:
             decay.append(p)
-    return [{"params": no_decay, "weight_decay": 0.0},
-            {"params": decay, "weight_decay": weight_decay}]
+    return [
+        {"params": no_decay, "weight_decay": 0.0},
+        {"params": decay, "weight_decay": weight_decay},
+    ]

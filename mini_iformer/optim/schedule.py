@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = ["WarmupCosine"]
 
@@ -61,12 +62,21 @@ class WarmupCosine:
         ``lr`` when the schedule is created.
     """
 
-    def __init__(self, optimizer: Any, total_steps: int, warmup_steps: int = 0,
-                 warmup_lr: float = 1e-6, min_lr: float = 1e-6, base_lr: Any = None) -> None:
+    def __init__(
+        self,
+        optimizer: Any,
+        total_steps: int,
+        warmup_steps: int = 0,
+        warmup_lr: float = 1e-6,
+        min_lr: float = 1e-6,
+        base_lr: Any = None,
+    ) -> None:
         groups = getattr(optimizer, "param_groups", None)
         if not isinstance(groups, list) or not groups:
-            raise TypeError("WarmupCosine: optimizer must be an optimiser with param_groups, "
-                            f"got {type(optimizer).__name__}")
+            raise TypeError(
+                "WarmupCosine: optimizer must be an optimiser with param_groups, "
+                f"got {type(optimizer).__name__}"
+            )
         self.optimizer = optimizer
         self.total_steps, self.warmup_steps = self._check_steps(total_steps, warmup_steps)
         self.warmup_lr = _rate(warmup_lr, "warmup_lr")
@@ -87,18 +97,24 @@ class WarmupCosine:
         if total_steps < 1:
             raise ValueError(f"WarmupCosine: total_steps must be >= 1, got {total_steps}")
         if not 0 <= warmup_steps <= total_steps:
-            raise ValueError(f"WarmupCosine: warmup_steps must be in [0, total_steps="
-                             f"{total_steps}], got {warmup_steps}")
+            raise ValueError(
+                f"WarmupCosine: warmup_steps must be in [0, total_steps="
+                f"{total_steps}], got {warmup_steps}"
+            )
         return total_steps, warmup_steps
 
     def _check_base_lrs(self, base_lrs: Any) -> list[float]:
         n = len(self.optimizer.param_groups)
         if isinstance(base_lrs, (str, bytes)) or not hasattr(base_lrs, "__len__"):
-            raise TypeError(f"WarmupCosine: base_lr must be a number, a sequence of {n} numbers "
-                            f"or None, got {base_lrs!r}")
+            raise TypeError(
+                f"WarmupCosine: base_lr must be a number, a sequence of {n} numbers "
+                f"or None, got {base_lrs!r}"
+            )
         if len(base_lrs) != n:
-            raise ValueError(f"WarmupCosine: {len(base_lrs)} base learning rates for an "
-                             f"optimiser with {n} parameter groups")
+            raise ValueError(
+                f"WarmupCosine: {len(base_lrs)} base learning rates for an "
+                f"optimiser with {n} parameter groups"
+            )
         return [_rate(v, f"base_lr[{i}]") for i, v in enumerate(base_lrs)]
 
     # -- the schedule -------------------------------------------------------------------------
@@ -128,17 +144,23 @@ class WarmupCosine:
     # -- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The schedule's settings and position, as plain ints, floats and a list."""
-        return {"last_step": self.last_step, "total_steps": self.total_steps,
-                "warmup_steps": self.warmup_steps, "warmup_lr": self.warmup_lr,
-                "min_lr": self.min_lr, "base_lrs": list(self.base_lrs)}
+        return {
+            "last_step": self.last_step,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+            "warmup_lr": self.warmup_lr,
+            "min_lr": self.min_lr,
+            "base_lrs": list(self.base_lrs),
+        }
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore a state from :meth:`state_dict` and write its current learning rates into
         the optimiser. Everything is validated first; on error nothing changes."""
         keys = ("last_step", "total_steps", "warmup_steps", "warmup_lr", "min_lr", "base_lrs")
         if not isinstance(state_dict, Mapping):
-            raise TypeError(f"WarmupCosine.load_state_dict: expected a dict, got "
-                            f"{type(state_dict).__name__}")
+            raise TypeError(
+                f"WarmupCosine.load_state_dict: expected a dict, got {type(state_dict).__name__}"
+            )
         missing = [k for k in keys if k not in state_dict]
         if missing:
             raise ValueError(f"WarmupCosine.load_state_dict: missing {', '.join(missing)}")
@@ -155,6 +177,8 @@ class WarmupCosine:
         self._apply()
 
     def __repr__(self) -> str:
-        return (f"WarmupCosine(total_steps={self.total_steps}, warmup_steps={self.warmup_steps}"
-                f", warmup_lr={self.warmup_lr}, min_lr={self.min_lr}, base_lrs={self.base_lrs}"
-                f", last_step={self.last_step})")
+        return (
+            f"WarmupCosine(total_steps={self.total_steps}, warmup_steps={self.warmup_steps}"
+            f", warmup_lr={self.warmup_lr}, min_lr={self.min_lr}, base_lrs={self.base_lrs}"
+            f", last_step={self.last_step})"
+        )

@@ -18,12 +18,14 @@ the same weights, bit for bit, as a run never interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -34,8 +36,13 @@ from ..nn import Module
 from ..optim import clip_grad_norm_
 
 __all__ = [
-    "RunState", "NonFiniteLossError", "NonFiniteGradientError", "DeviceBatches", "train_steps",
-    "evaluate", "topk_correct",
+    "RunState",
+    "NonFiniteLossError",
+    "NonFiniteGradientError",
+    "DeviceBatches",
+    "train_steps",
+    "evaluate",
+    "topk_correct",
 ]
 
 
@@ -62,7 +69,13 @@ class RunState:
     history: list[dict[str, Any]] = field(default_factory=list)  # one row per finished epoch
 
     def start_epoch(self, epoch: int) -> None:
-        self.epoch, self.loss_sum, self.correct, self.seen, self.train_seconds = epoch, 0.0, 0, 0, 0.0
+        self.epoch, self.loss_sum, self.correct, self.seen, self.train_seconds = (
+            epoch,
+            0.0,
+            0,
+            0,
+            0.0,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,8 +97,11 @@ class RunState:
                 ok = isinstance(value, list) and all(isinstance(r, dict) for r in value)
                 kind = "a list of dicts"
             else:
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
+                ok = (
+                    isinstance(value, (int, float))
+                    and not isinstance(value, bool)
                     and math.isfinite(value)
+                )
                 kind = "a finite number"
             if not ok:
                 raise ValueError(f"RunState: {name} must be {kind}, got {value!r}")
@@ -121,8 +137,11 @@ def _gradient_flag(parameters: list[Any]) -> Any:
 def _bad_gradients(model: Module) -> str:
     """The names of the first parameters whose gradient is not finite."""
     xp = backend.get_xp()
-    bad = [name for name, p in model.named_parameters()
-           if p.grad is not None and not bool(xp.isfinite(p.grad.data).all())]
+    bad = [
+        name
+        for name, p in model.named_parameters()
+        if p.grad is not None and not bool(xp.isfinite(p.grad.data).all())
+    ]
     return ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
 
 
@@ -194,7 +213,7 @@ class DeviceBatches:
                     if stop.is_set():
                         return
                 handoff.put((done, None))
-            except BaseException as exc:  # handed to the training loop, raised there
+            except BaseException as exc:  # noqa: BLE001 - handed to the training loop, raised there
                 handoff.put((exc, None))
             finally:
                 close = getattr(iterator, "close", None)
@@ -215,10 +234,8 @@ class DeviceBatches:
         finally:
             stop.set()
             while worker.is_alive():
-                try:
+                with contextlib.suppress(queue.Empty):
                     handoff.get(timeout=0.1)
-                except queue.Empty:
-                    pass
 
 
 def train_steps(
@@ -319,7 +336,8 @@ class _ReadBacks:
             if not math.isfinite(self.value):
                 raise NonFiniteLossError(
                     f"the loss is {self.value} at epoch {self.state.epoch + 1}, "
-                    f"step {self.state.global_step + 1}")
+                    f"step {self.state.global_step + 1}"
+                )
 
     def gradients(self) -> None:
         """The gradients' finiteness flag; with ``sync_every`` 1, read and checked now."""
@@ -327,15 +345,23 @@ class _ReadBacks:
         if self.sync_every == 1 and not math.isfinite(float(self.flag)):
             raise NonFiniteGradientError(
                 f"the gradient of {_bad_gradients(self.model)} is not finite (the loss is "
-                f"{self.value}) at epoch {self.state.epoch + 1}, step {self.state.global_step + 1}")
+                f"{self.value}) at epoch {self.state.epoch + 1}, step {self.state.global_step + 1}"
+            )
 
     def step_done(self, loss: Tensor, logits: Tensor, y: Any, soft: bool) -> float | None:
         """Keep the step's results; at a read-back, settle them and return the last loss."""
         correct = None
         if not soft:  # the first largest logit, as topk_correct breaks ties
             correct = (backend.get_xp().argmax(logits.data, axis=1) == y).sum()
-        self.pending.append((self.state.global_step, loss.data.reshape(()),
-                             self.flag.astype(loss.data.dtype), correct, int(y.shape[0])))
+        self.pending.append(
+            (
+                self.state.global_step,
+                loss.data.reshape(()),
+                self.flag.astype(loss.data.dtype),
+                correct,
+                int(y.shape[0]),
+            )
+        )
         if self.state.global_step % self.sync_every == 0:
             return self.settle()
         return None
@@ -352,11 +378,13 @@ class _ReadBacks:
             later = f" (found {ahead} steps later)" if ahead else ""
             if not math.isfinite(value):
                 raise NonFiniteLossError(
-                    f"the loss is {value} at epoch {state.epoch + 1}, step {step}{later}")
+                    f"the loss is {value} at epoch {state.epoch + 1}, step {step}{later}"
+                )
             if not math.isfinite(flag):
                 raise NonFiniteGradientError(
                     f"a gradient is not finite (the loss is {value}) at epoch "
-                    f"{state.epoch + 1}, step {step}{later}")
+                    f"{state.epoch + 1}, step {step}{later}"
+                )
             state.loss_sum += value * n
             state.seen += n
         state.correct += int(sum(int(c) for c in correct))
@@ -364,8 +392,9 @@ class _ReadBacks:
         return float(losses[-1])
 
 
-def evaluate(model: Module, batches: Iterable[tuple[np.ndarray, np.ndarray]],
-             num_classes: int) -> dict[str, float]:
+def evaluate(
+    model: Module, batches: Iterable[tuple[np.ndarray, np.ndarray]], num_classes: int
+) -> dict[str, float]:
     """Mean cross-entropy, Acc@1 and Acc@5 (percent) over ``batches`` in evaluation mode."""
     was_training = model.training
     model.eval()
@@ -386,4 +415,3 @@ def evaluate(model: Module, batches: Iterable[tuple[np.ndarray, np.ndarray]],
     if total == 0:
         raise ValueError("evaluate: the evaluation data is empty")
     return {"loss": loss_sum / total, "acc1": 100.0 * hit1 / total, "acc5": 100.0 * hit5 / total}
-

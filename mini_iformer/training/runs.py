@@ -30,8 +30,19 @@ try:
 except ImportError:  # pragma: no cover - not a POSIX system
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["DEFAULT_ROOT", "LOCK_NAME", "RUN_FILES", "RunFolder", "RunFolderError", "claim",
-           "holds_run", "latest_run", "new_numbered_folder", "numbered_folders", "run_files"]
+__all__ = [
+    "DEFAULT_ROOT",
+    "LOCK_NAME",
+    "RUN_FILES",
+    "RunFolder",
+    "RunFolderError",
+    "claim",
+    "holds_run",
+    "latest_run",
+    "new_numbered_folder",
+    "numbered_folders",
+    "run_files",
+]
 
 #: Where runs go when no ``--out`` is given: one numbered folder per run under it.
 DEFAULT_ROOT = Path("runs") / "train"
@@ -57,8 +68,7 @@ def run_files(folder: Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    return [folder / name for name in RUN_FILES if (folder / name).exists()] + \
-        _temporaries(folder)
+    return [folder / name for name in RUN_FILES if (folder / name).exists()] + _temporaries(folder)
 
 
 def holds_run(folder: Path) -> bool:
@@ -138,8 +148,9 @@ def _lock(folder: Path) -> int:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise RunFolderError(f"cannot lock {folder}: cannot open {path}: "
-                                 f"{exc.strerror or exc}") from exc
+            raise RunFolderError(
+                f"cannot lock {folder}: cannot open {path}: {exc.strerror or exc}"
+            ) from exc
         try:
             _flock_or_name_holder(fd, path, folder)
         except BaseException:
@@ -168,12 +179,15 @@ def _flock_or_name_holder(fd: int, path: Path, folder: Path, wait: float = 1.0) 
             pid = _holder(path)
             if pid is not None or time.monotonic() > deadline:
                 who = f"PID {pid}" if pid is not None else "PID unknown"
-                raise RunFolderError(f"{folder} is in use by another run ({who}); wait for it "
-                                     "to end or stop it, or choose another --out") from None
+                raise RunFolderError(
+                    f"{folder} is in use by another run ({who}); wait for it "
+                    "to end or stop it, or choose another --out"
+                ) from None
             time.sleep(0.02)
         except OSError as exc:
-            raise RunFolderError(f"cannot lock {path}: {exc.strerror or exc} (a file system "
-                                 "without flock support?)") from exc
+            raise RunFolderError(
+                f"cannot lock {path}: {exc.strerror or exc} (a file system without flock support?)"
+            ) from exc
 
 
 # -- claiming a folder ------------------------------------------------------------------------
@@ -226,8 +240,9 @@ def _names(paths: list[Path]) -> str:
 
 
 @contextlib.contextmanager
-def claim(out: str | None, resume: str | None, overwrite: bool = False,
-          root: Path = DEFAULT_ROOT) -> Iterator[RunFolder]:
+def claim(
+    out: str | None, resume: str | None, overwrite: bool = False, root: Path = DEFAULT_ROOT
+) -> Iterator[RunFolder]:
     """Choose, check and lock the folder of a run; unlock it when the block ends.
 
     ``out`` is ``--out`` (None: not given), ``resume`` is ``--resume`` (None: a new run, "":
@@ -236,12 +251,15 @@ def claim(out: str | None, resume: str | None, overwrite: bool = False,
     run, holds another run, or holds nothing to resume.
     """
     if fcntl is None:
-        raise RunFolderError("run folders are locked with fcntl.flock, which this platform "
-                             "lacks: train_cifar.py needs a POSIX system (Linux, macOS)")
+        raise RunFolderError(
+            "run folders are locked with fcntl.flock, which this platform "
+            "lacks: train_cifar.py needs a POSIX system (Linux, macOS)"
+        )
     folder, checkpoint, own, note = _choose(out, resume, root)
     if own and overwrite:
-        raise RunFolderError(f"--resume continues the run in {folder} and --overwrite replaces "
-                             "it: give one of them")
+        raise RunFolderError(
+            f"--resume continues the run in {folder} and --overwrite replaces it: give one of them"
+        )
     created = False
     if own:
         if not folder.is_dir():
@@ -274,8 +292,7 @@ def claim(out: str | None, resume: str | None, overwrite: bool = False,
         run.release()
 
 
-def _choose(out: str | None, resume: str | None,
-            root: Path) -> tuple[Path, Path | None, bool, str]:
+def _choose(out: str | None, resume: str | None, root: Path) -> tuple[Path, Path | None, bool, str]:
     """(folder, checkpoint to resume from, whether it is the folder's own, how it was chosen)."""
     if resume is None:
         return (Path(out) if out is not None else root), None, False, ""
@@ -284,11 +301,16 @@ def _choose(out: str | None, resume: str | None,
             return Path(out), Path(out) / "last.npz", True, ""
         latest = latest_run(root)
         if latest is None:
-            hint = (f"; {root} itself holds a run: continue it with --resume --out {root}"
-                    if holds_run(root) else "")
-            raise RunFolderError(f"--resume: no run to resume under {root} (no exp* folder "
-                                 "there holds one): start a new run without --resume, or name "
-                                 f"the folder with --out DIR{hint}")
+            hint = (
+                f"; {root} itself holds a run: continue it with --resume --out {root}"
+                if holds_run(root)
+                else ""
+            )
+            raise RunFolderError(
+                f"--resume: no run to resume under {root} (no exp* folder "
+                "there holds one): start a new run without --resume, or name "
+                f"the folder with --out DIR{hint}"
+            )
         return latest, latest / "last.npz", True, f" (the latest run under {root})"
     path = Path(resume)
     if path.is_dir():
@@ -310,9 +332,12 @@ def _check(run: RunFolder, overwrite: bool) -> None:
             raise RunFolderError(
                 f"--resume: no checkpoint at {run.checkpoint}: the run in {folder} was stopped "
                 "before it saved one; start it afresh with --out "
-                f"{folder} --overwrite (same options, without --resume)")
-        raise RunFolderError(f"--resume: no checkpoint at {run.checkpoint}: {folder} holds no "
-                             "run; start one there without --resume")
+                f"{folder} --overwrite (same options, without --resume)"
+            )
+        raise RunFolderError(
+            f"--resume: no checkpoint at {run.checkpoint}: {folder} holds no "
+            "run; start one there without --resume"
+        )
     existing = run_files(folder)
     if not existing:
         return
@@ -320,10 +345,15 @@ def _check(run: RunFolder, overwrite: bool) -> None:
         if run.checkpoint is not None:
             raise RunFolderError(
                 f"{folder} already holds a run ({_names(existing)}) and {run.checkpoint} is "
-                f"not its last.npz: add --overwrite to replace that run, or choose another --out")
+                f"not its last.npz: add --overwrite to replace that run, or choose another --out"
+            )
         if not (folder / "last.npz").is_file():
-            raise RunFolderError(f"{folder} already holds a run ({_names(existing)}), with no "
-                                 "last.npz to resume: add --overwrite to replace it")
-        raise RunFolderError(f"{folder} already holds a run ({_names(existing)}): add --resume "
-                             "to continue it or --overwrite to replace it")
+            raise RunFolderError(
+                f"{folder} already holds a run ({_names(existing)}), with no "
+                "last.npz to resume: add --overwrite to replace it"
+            )
+        raise RunFolderError(
+            f"{folder} already holds a run ({_names(existing)}): add --resume "
+            "to continue it or --overwrite to replace it"
+        )
     run.replacing = existing

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -66,8 +67,9 @@ def unpack(arrays: Mapping[str, np.ndarray], tree: Any) -> Any:
     return tree
 
 
-def save_training_state(path: str | os.PathLike, model_state_dict: Mapping[str, Any],
-                        state: Mapping[str, Any]) -> None:
+def save_training_state(
+    path: str | os.PathLike, model_state_dict: Mapping[str, Any], state: Mapping[str, Any]
+) -> None:
     """Write the model and the rest of the training ``state`` to ``path`` atomically."""
     arrays, meta = pack(dict(state))
     entries: dict[str, Any] = {f"model/{k}": v for k, v in model_state_dict.items()}
@@ -90,5 +92,5 @@ def load_training_state(path: str | os.PathLike) -> tuple[dict[str, np.ndarray],
         meta = json.loads(entries[_META].tobytes().decode())
     except (UnicodeDecodeError, ValueError) as exc:
         raise checkpoint.CheckpointError(f"{os.fspath(path)}: damaged {_META} ({exc})") from None
-    model = {k[len("model/"):]: v for k, v in entries.items() if k.startswith("model/")}
+    model = {k[len("model/") :]: v for k, v in entries.items() if k.startswith("model/")}
     return model, unpack(entries, meta)

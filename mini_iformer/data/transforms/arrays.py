@@ -8,7 +8,7 @@ replaces one random rectangle of the normalised array with noise.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -46,11 +46,16 @@ class Normalize:
         if not isinstance(x, np.ndarray) or x.ndim != 3 or x.dtype.kind != "f":
             raise TypeError(
                 "Normalize takes a (C, H, W) float array (apply ToArray first), got "
-                + (f"a {x.dtype} array of shape {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__)
+                + (
+                    f"a {x.dtype} array of shape {x.shape}"
+                    if isinstance(x, np.ndarray)
+                    else type(x).__name__
+                )
             )
         if x.shape[0] != self.mean.shape[0]:
             raise ValueError(
-                f"Normalize: the image has {x.shape[0]} channels, mean/std have {self.mean.shape[0]}"
+                f"Normalize: the image has {x.shape[0]} channels, "
+                f"mean/std have {self.mean.shape[0]}"
             )
         x = x.astype(np.float32, copy=False)
         return (x - self.mean[:, None, None]) / self.std[:, None, None]
@@ -88,13 +93,17 @@ class RandomErasing:
         if not 0.0 < ratio[0] <= ratio[1]:
             raise ValueError(f"RandomErasing: need 0 < ratio[0] <= ratio[1], got {ratio!r}")
         if mode not in self._MODES:
-            raise ValueError(f"RandomErasing: unknown mode {mode!r}: choose one of {', '.join(self._MODES)}")
+            raise ValueError(
+                f"RandomErasing: unknown mode {mode!r}: choose one of {', '.join(self._MODES)}"
+            )
         self.p = float(p)
         self.scale = (float(scale[0]), float(scale[1]))
         self.ratio = (float(ratio[0]), float(ratio[1]))
         self.mode = mode
 
-    def get_params(self, height: int, width: int, rng: np.random.Generator) -> tuple[int, int, int, int] | None:
+    def get_params(
+        self, height: int, width: int, rng: np.random.Generator
+    ) -> tuple[int, int, int, int] | None:
         """The rectangle ``(top, left, h, w)`` to erase, or None when no attempt fitted."""
         area = height * width
         log_lo, log_hi = math.log(self.ratio[0]), math.log(self.ratio[1])
@@ -114,7 +123,11 @@ class RandomErasing:
         if not isinstance(x, np.ndarray) or x.ndim != 3 or x.dtype.kind != "f":
             raise TypeError(
                 "RandomErasing takes a (C, H, W) float array (after ToArray/Normalize), got "
-                + (f"a {x.dtype} array of shape {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__)
+                + (
+                    f"a {x.dtype} array of shape {x.shape}"
+                    if isinstance(x, np.ndarray)
+                    else type(x).__name__
+                )
             )
         if rng.random() >= self.p:
             return x
@@ -134,4 +147,6 @@ class RandomErasing:
         return out
 
     def __repr__(self) -> str:
-        return f"RandomErasing(p={self.p}, scale={self.scale}, ratio={self.ratio}, mode={self.mode!r})"
+        return (
+            f"RandomErasing(p={self.p}, scale={self.scale}, ratio={self.ratio}, mode={self.mode!r})"
+        )

@@ -8,7 +8,7 @@ way in, :func:`like` / :func:`from_array` on the way out.
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -16,12 +16,23 @@ from PIL import Image
 from ...ops.args import pair
 
 __all__ = [
-    "ImageLike", "INTERPOLATIONS", "RANDOM_INTERPOLATIONS", "check_rng", "size_pair",
-    "check_interpolation", "resampling", "check_image_array", "to_pil", "like", "to_array",
-    "from_array", "image_size", "rgb_or_l",
+    "ImageLike",
+    "INTERPOLATIONS",
+    "RANDOM_INTERPOLATIONS",
+    "check_rng",
+    "size_pair",
+    "check_interpolation",
+    "resampling",
+    "check_image_array",
+    "to_pil",
+    "like",
+    "to_array",
+    "from_array",
+    "image_size",
+    "rgb_or_l",
 ]
 
-ImageLike = Union[Image.Image, np.ndarray]
+ImageLike = Image.Image | np.ndarray
 
 INTERPOLATIONS = {
     "nearest": Image.Resampling.NEAREST,
@@ -58,7 +69,11 @@ def resampling(name: str, rng: np.random.Generator | None) -> Image.Resampling:
 
 
 def check_image_array(img: np.ndarray, who: str) -> None:
-    if img.dtype != np.uint8 or img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)):
+    if (
+        img.dtype != np.uint8
+        or img.ndim not in (2, 3)
+        or (img.ndim == 3 and img.shape[2] not in (1, 3, 4))
+    ):
         raise TypeError(
             f"{who} takes a PIL image or an (H, W) / (H, W, C) uint8 array with C in 1, 3, 4; "
             f"got a {img.dtype} array of shape {img.shape}"

@@ -53,11 +53,21 @@ class MixupCutmix:
                 f"MixupCutmix: alphas must be >= 0, got mixup_alpha={mixup_alpha!r}, "
                 f"cutmix_alpha={cutmix_alpha!r}"
             )
-        for name, v in (("prob", prob), ("switch_prob", switch_prob), ("label_smoothing", label_smoothing)):
+        for name, v in (
+            ("prob", prob),
+            ("switch_prob", switch_prob),
+            ("label_smoothing", label_smoothing),
+        ):
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"MixupCutmix: {name} must be in [0, 1], got {v!r}")
-        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-            raise ValueError(f"MixupCutmix: num_classes must be a positive int, got {num_classes!r}")
+        if (
+            isinstance(num_classes, bool)
+            or not isinstance(num_classes, (int, np.integer))
+            or num_classes < 1
+        ):
+            raise ValueError(
+                f"MixupCutmix: num_classes must be a positive int, got {num_classes!r}"
+            )
         self.mixup_alpha = float(mixup_alpha)
         self.cutmix_alpha = float(cutmix_alpha)
         self.prob = float(prob)
@@ -107,11 +117,14 @@ class MixupCutmix:
             name = "numpy"
         xp = backend.module_of(name)
         if x.ndim != 4 or x.dtype.kind != "f":
-            raise ValueError(f"MixupCutmix: x must be a (N, C, H, W) float array, got {x.dtype} {x.shape}")
+            raise ValueError(
+                f"MixupCutmix: x must be a (N, C, H, W) float array, got {x.dtype} {x.shape}"
+            )
         y_host = backend.to_numpy(y)
         if y_host.shape != (x.shape[0],) or y_host.dtype.kind not in "iu":
             raise ValueError(
-                f"MixupCutmix: y must be {x.shape[0]} integer labels, got {y_host.dtype} {y_host.shape}"
+                f"MixupCutmix: y must be {x.shape[0]} integer labels, "
+                f"got {y_host.dtype} {y_host.shape}"
             )
         if y_host.size and (y_host.min() < 0 or y_host.max() >= self.num_classes):
             raise ValueError(

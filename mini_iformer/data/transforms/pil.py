@@ -9,7 +9,7 @@ with the other transform families are in :mod:`.common`.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageEnhance
@@ -80,7 +80,9 @@ class RandomCrop:
                 padded = np.full((arr.shape[0] + 2 * p, arr.shape[1] + 2 * p), fill, np.uint8)
             else:
                 fill = np.broadcast_to(np.asarray(self.fill, dtype=np.uint8), (arr.shape[2],))
-                padded = np.empty((arr.shape[0] + 2 * p, arr.shape[1] + 2 * p, arr.shape[2]), np.uint8)
+                padded = np.empty(
+                    (arr.shape[0] + 2 * p, arr.shape[1] + 2 * p, arr.shape[2]), np.uint8
+                )
                 padded[...] = fill
             padded[p : p + arr.shape[0], p : p + arr.shape[1]] = arr
             arr = padded
@@ -118,7 +120,9 @@ class RandomResizedCrop:
             raise ValueError(f"RandomResizedCrop: need 0 < ratio[0] <= ratio[1], got {ratio!r}")
         self.interpolation = check_interpolation(interpolation, allow_random=True)
 
-    def get_params(self, width: int, height: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    def get_params(
+        self, width: int, height: int, rng: np.random.Generator
+    ) -> tuple[int, int, int, int]:
         """The box ``(top, left, box_height, box_width)`` for a ``width`` x ``height`` image."""
         area = width * height
         log_lo, log_hi = math.log(self.ratio[0]), math.log(self.ratio[1])
@@ -249,14 +253,27 @@ class ColorJitter:
     set to 0 is skipped. Works on L and RGB images (hue and saturation only change RGB).
     """
 
-    def __init__(self, brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.4, hue: float = 0.0):
-        for name, v in (("brightness", brightness), ("contrast", contrast), ("saturation", saturation)):
+    def __init__(
+        self,
+        brightness: float = 0.4,
+        contrast: float = 0.4,
+        saturation: float = 0.4,
+        hue: float = 0.0,
+    ):
+        for name, v in (
+            ("brightness", brightness),
+            ("contrast", contrast),
+            ("saturation", saturation),
+        ):
             if v < 0:
                 raise ValueError(f"ColorJitter: {name} must be >= 0, got {v!r}")
         if not 0.0 <= hue <= 0.5:
             raise ValueError(f"ColorJitter: hue must be in [0, 0.5], got {hue!r}")
         self.brightness, self.contrast, self.saturation, self.hue = (
-            float(brightness), float(contrast), float(saturation), float(hue)
+            float(brightness),
+            float(contrast),
+            float(saturation),
+            float(hue),
         )
 
     @staticmethod

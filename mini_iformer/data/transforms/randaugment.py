@@ -7,7 +7,7 @@ operation's parameter as a function of the magnitude.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
@@ -150,7 +150,8 @@ class RandAugment:
     # -- parameters --------------------------------------------------------------------------
 
     def level_to_arg(self, op: str, magnitude: float) -> float | int | None:
-        """The unsigned parameter of ``op`` at ``magnitude`` (see the table), None if it has none."""
+        """The unsigned parameter of ``op`` at ``magnitude`` (see the table); None if it has
+        none."""
         m = min(max(float(magnitude), 0.0), _MAX_MAGNITUDE) / _MAX_MAGNITUDE
         if op in ("AutoContrast", "Equalize", "Invert"):
             return None
@@ -187,7 +188,9 @@ class RandAugment:
 
     # -- one operation -----------------------------------------------------------------------
 
-    def apply_op(self, op: str, img: ImageLike, magnitude: float, rng: np.random.Generator) -> ImageLike:
+    def apply_op(
+        self, op: str, img: ImageLike, magnitude: float, rng: np.random.Generator
+    ) -> ImageLike:
         """Apply ``op`` at ``magnitude`` to ``img`` (always; ``prob`` is not consulted).
 
         ``rng`` supplies the sign of the signed operations and the "random" interpolation.
@@ -196,7 +199,9 @@ class RandAugment:
         pil = rgb_or_l(to_pil(img, "RandAugment"), "RandAugment")
         return like(img, self._apply_pil(op, pil, magnitude, rng))
 
-    def _apply_pil(self, op: str, img: Image.Image, magnitude: float, rng: np.random.Generator) -> Image.Image:
+    def _apply_pil(
+        self, op: str, img: Image.Image, magnitude: float, rng: np.random.Generator
+    ) -> Image.Image:
         arg = self.level_to_arg(op, magnitude)
         if op in _SIGNED_OPS and rng.random() < 0.5:
             arg = -arg
@@ -227,7 +232,9 @@ class RandAugment:
             coeffs = (1.0, 0.0, arg * img.size[0], 0.0, 1.0, 0.0)
         else:  # TranslateYRel
             coeffs = (1.0, 0.0, 0.0, 0.0, 1.0, arg * img.size[1])
-        return img.transform(img.size, Image.Transform.AFFINE, coeffs, resample=resample, fillcolor=fill)
+        return img.transform(
+            img.size, Image.Transform.AFFINE, coeffs, resample=resample, fillcolor=fill
+        )
 
     # -- the whole policy --------------------------------------------------------------------
 
