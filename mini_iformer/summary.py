@@ -152,12 +152,13 @@ def summary(model: InceptionTransformer, input_size: int | Sequence[int] | None 
 
 def _input_size(model: InceptionTransformer, input_size: Any) -> tuple[int, int, int]:
     if input_size is None:
-        return (model.in_chans, *model.img_size)
+        height, width = model.img_size
+        return (model.in_chans, height, width)
     if isinstance(input_size, int):
         return (model.in_chans, input_size, input_size)
     size = tuple(int(n) for n in input_size)
     if len(size) == 2:
         return (model.in_chans, *size)
     if len(size) == 3:
-        return size  # type: ignore[return-value]
+        return size
     raise ValueError(f"summary: input_size must be (C, H, W), (H, W) or an int, got {input_size}")
