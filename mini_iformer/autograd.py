@@ -44,7 +44,7 @@ import numbers
 import time
 import weakref
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -79,13 +79,15 @@ DEFAULT_DTYPE = np.dtype(np.float32)
 # ---------------------------------------------------------------------------------------------
 #: Every public differentiable operation, by name. The test suite reads it and fails for any
 #: operation that has no specification, so no op can arrive untested.
-OPS: dict[str, Callable[..., Tensor]] = {}
+OPS: dict[str, Callable[..., Any]] = {}
+
+_Op = TypeVar("_Op", bound=Callable[..., Any])
 
 
-def register_op(name: str) -> Callable[[Callable[..., Tensor]], Callable[..., Tensor]]:
+def register_op(name: str) -> Callable[[_Op], _Op]:
     """Decorator: add a public operation to :data:`OPS` under ``name``."""
 
-    def decorate(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    def decorate(fn: _Op) -> _Op:
         if name in OPS:
             raise ValueError(f"operation {name!r} is registered twice")
         OPS[name] = fn
@@ -132,6 +134,7 @@ def numbers_as_arrays(numbers_: list[Any]) -> list[Any]:
     dtype PyTorch would give their tensors: float32 if any is a float, else int64, else bool
     (so ``mi.add(1.5, 2)`` is float32, like ``torch.tensor(1.5) + torch.tensor(2)``)."""
     present = [n for n in numbers_ if n is not None]
+    dtype: np.dtype
     if any(isinstance(n, float) for n in present):
         dtype = DEFAULT_DTYPE
     elif any(not isinstance(n, bool) for n in present):

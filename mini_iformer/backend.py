@@ -112,6 +112,13 @@ def _load_cupy() -> ModuleType:
     return cupy
 
 
+def _loaded_cupy() -> ModuleType:
+    """CuPy, for an array known to be a CuPy array: one exists only once CuPy is loaded."""
+    if _cupy is None:
+        raise RuntimeError("internal error: a CuPy array was found but CuPy is not loaded")
+    return _cupy
+
+
 def substitute_cupy(module: ModuleType, array_type: type, special: ModuleType) -> Any:
     """For test tools only (``tests/standin_cupy.py``): run the "cupy" backend on a stand-in
     ``module`` whose arrays are of ``array_type``, with ``special`` as its
@@ -183,7 +190,7 @@ def array_module(*arrays: Any) -> ModuleType:
     """
     for a in arrays:
         if array_backend(a) == "cupy":
-            return _cupy
+            return _loaded_cupy()
     return np
 
 
@@ -229,7 +236,7 @@ def to_numpy(a: Any) -> np.ndarray:
 def scatter_add(target: Any, index: Any, values: Any) -> None:
     """``target[index] += values`` in place, adding repeatedly for repeated indices."""
     if array_backend(target) == "cupy":
-        add_at = getattr(_cupy.add, "at", None)  # CuPy >= 13; cupyx.scatter_add before
+        add_at = getattr(_loaded_cupy().add, "at", None)  # CuPy >= 13; cupyx.scatter_add before
         if add_at is None:
             import cupyx  # noqa: PLC0415
 

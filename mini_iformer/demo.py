@@ -43,6 +43,13 @@ def cross_entropy(logits: mi.Tensor, onehot: mi.Tensor) -> mi.Tensor:
     return -(mi.log_softmax(logits, axis=1) * onehot).sum(axis=1).mean()
 
 
+def gradient(p: mi.Tensor) -> mi.Tensor:
+    """``p.grad``, which ``backward()`` has set: every parameter here takes part in the loss."""
+    if p.grad is None:
+        raise RuntimeError("backward() left a parameter without a gradient")
+    return p.grad
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mini_iformer.demo", description=__doc__.splitlines()[0]
@@ -99,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         loss.backward()
         with mi.no_grad():  # the update itself must not become part of any graph
             for p in params:
-                p.data -= args.lr * p.grad.data
+                p.data -= args.lr * gradient(p).data
         if step == 1 or step % max(1, args.steps // 10) == 0:
             with mi.no_grad():
                 acc = float((forward(params, x).numpy().argmax(1) == y_np).mean())
@@ -112,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     x64, t64 = mi.tensor(x_np.astype(np.float64)), mi.tensor(onehot.numpy().astype(np.float64))
     cross_entropy(forward(p64, x64), t64).backward()
     direction = [rng.standard_normal(p.shape) for p in p64]
-    analytic = sum(float((p.grad.numpy() * d).sum()) for p, d in zip(p64, direction))
+    analytic = sum(float((gradient(p).numpy() * d).sum()) for p, d in zip(p64, direction))
     eps = 1e-6
 
     def loss_at(sign: float) -> float:

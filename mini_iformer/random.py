@@ -34,7 +34,7 @@ def default_generator() -> np.random.Generator:
 
 def get_state() -> dict[str, Any]:
     """The default generator's complete state (a plain dict, safe to store in a checkpoint)."""
-    return _generator.bit_generator.state
+    return dict(_generator.bit_generator.state)
 
 
 def set_state(state: dict[str, Any]) -> None:

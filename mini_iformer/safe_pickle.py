@@ -63,7 +63,7 @@ def _no_persistent_ids(pid: Any) -> Any:
     raise pickle.UnpicklingError("the file uses persistent ids, which are not allowed here")
 
 
-class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
+class RestrictedUnpickler(pickle._Unpickler):
     """An unpickler that knows only the names in ``allowed``.
 
     Built on the pure-Python unpickler, whose memo is a dict: the C one grows an array up to

@@ -285,32 +285,35 @@ class _BatchIterator:
         self._worker_idents: set[int] = set()
         self._closed = False
         if loader.num_workers > 0 and start < self._num_batches:
-            self._executor = ThreadPoolExecutor(
+            executor = ThreadPoolExecutor(
                 max_workers=loader.num_workers,
                 thread_name_prefix="mini_iformer-loader",
                 initializer=_register_thread,
                 initargs=(self._worker_idents,),
             )
-            self._submit_until(start + loader.prefetch)
+            self._executor = executor
+            self._submit_until(executor, start + loader.prefetch)
 
     def _indices(self, b: int) -> np.ndarray:
         return self._order[b * self._batch_size : (b + 1) * self._batch_size]
 
-    def _submit_until(self, last: int) -> None:
-        """Queue the samples of every batch up to ``last`` (inclusive) not yet queued."""
+    def _submit_until(self, executor: ThreadPoolExecutor, last: int) -> None:
+        """Queue on ``executor`` (this iterator's pool) the samples of every batch up to
+        ``last`` (inclusive) not yet queued."""
         last = min(last, self._num_batches - 1)
         seed = self._loader.seed
         while self._submitted <= last:
             indices = self._indices(self._submitted)
             futures = [
-                self._executor.submit(_load_sample, self._dataset, seed, self._epoch, int(i))
+                executor.submit(_load_sample, self._dataset, seed, self._epoch, int(i))
                 for i in indices
             ]
             self._pending.append((indices, futures))
             self._submitted += 1
 
     def _samples(self, b: int) -> tuple[np.ndarray, list[Any]]:
-        if self._executor is None:
+        executor = self._executor
+        if executor is None:
             indices = self._indices(b)
             samples = []
             for i in indices:
@@ -321,7 +324,7 @@ class _BatchIterator:
                 except Exception as exc:
                     raise SampleLoadError(int(i), self._epoch, exc) from exc
             return indices, samples
-        self._submit_until(b + self._loader.prefetch)
+        self._submit_until(executor, b + self._loader.prefetch)
         indices, futures = self._pending.popleft()
         samples = []
         for i, future in zip(indices, futures):

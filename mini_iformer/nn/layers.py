@@ -254,7 +254,7 @@ class _Random(Module):
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
             raise ValueError(f"{name}: p must be a probability in [0, 1], got {p!r}")
-        self.p = float(p)
+        self.p: float = float(p)
         self.generator: np.random.Generator | None = None
 
     def _rng(self) -> np.random.Generator:

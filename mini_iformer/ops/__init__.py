@@ -191,7 +191,8 @@ def _install() -> None:
         ("ne", "not_equal"),
     ]:
         setattr(Tensor, f"__{op}__", _compare(ufunc))
-    Tensor.T = property(lambda self: permute(self, *reversed(range(self.ndim))))
+    # (declared as a property in tensor_methods, which mypy cannot see being assigned here)
+    Tensor.T = property(lambda self: permute(self, *reversed(range(self.ndim))))  # type: ignore
 
 
 _install()

@@ -57,7 +57,7 @@ def check_probability(p: Any, name: str, op: str) -> float:
     """A probability argument as a float; ``TypeError``/``ValueError`` naming it otherwise."""
     if isinstance(p, bool) or not isinstance(p, numbers.Real):
         raise TypeError(f"{op}: {name} must be a number in [0, 1], got {p!r}")
-    if not 0.0 <= p <= 1.0:
+    if not 0.0 <= float(p) <= 1.0:
         raise ValueError(f"{op}: {name} has to be between 0 and 1, but got {p}")
     return float(p)
 

@@ -222,7 +222,7 @@ def conv2d(
             f"conv2d: the input's height and width and the weight's out_channels must not be 0, "
             f"got input shape {x.shape} and weight shape {w.shape}"
         )
-    kernel = w.shape[2:]
+    kernel = (w.shape[2], w.shape[3])
     pads = _padding(padding, kernel, stride, dilation)
     c_in, (h, wd) = x.shape[-3], x.shape[-2:]
     out_channels, per_group = w.shape[:2]

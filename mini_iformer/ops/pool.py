@@ -157,10 +157,11 @@ def _window(op: str, x: Tensor, kernel_size, stride, padding, dilation, ceil_mod
                 f"{op}: padding {pads} must be at most half of kernel_size {kernel}, so that "
                 "every window holds an input element"
             )
-    out = tuple(
+    out_h, out_w = (
         output_size(n, k, s, p, p, d, ceil_mode)
         for n, k, s, p, d in zip(x.shape[-2:], kernel, strides, pads, dils)
     )
+    out = (out_h, out_w)
     if min(out) < 1:
         raise ValueError(
             f"{op}: output size {out} is too small: input shape {x.shape} with kernel_size "

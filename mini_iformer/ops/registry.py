@@ -136,7 +136,7 @@ def _single(op: str) -> Implementation:
     return Implementation("reference", OPS[op], None)
 
 
-def _function_classes() -> list[type]:
+def _function_classes() -> list[type[Function]]:
     out, todo = [], list(Function.__subclasses__())
     while todo:
         cls = todo.pop()
@@ -234,4 +234,7 @@ class Dispatch(Function):
         return self.implementation.forward(self, *inputs, **params)
 
     def backward(self, grad: Any) -> Any:
-        return self.implementation.backward(self, grad)
+        backward = self.implementation.backward
+        if backward is None:  # a composed reference has no backward of its own
+            raise RuntimeError(f"{self.name}: {self.implementation.name} has no backward")
+        return backward(self, grad)

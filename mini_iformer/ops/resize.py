@@ -312,8 +312,8 @@ def interpolate(
     if input_ndim == 3:  # no H axis to interpolate along: one tap, weight 1
         ih, wh = np.zeros((1, 1), dtype=np.int64), np.ones((1, 1))
     fh, fw = _integer_factor(ih, sides[0]), _integer_factor(iw, sides[1])
-    factors = (fh, fw) if fh and fw else None
-    y = Interpolate.apply(x, taps_h=(ih, wh), taps_w=(iw, ww), area=mode == "area", factors=factors)
+    repeats = (fh, fw) if fh and fw else None
+    y = Interpolate.apply(x, taps_h=(ih, wh), taps_w=(iw, ww), area=mode == "area", factors=repeats)
     return reshape(y, y.shape[:2] + (out[1],)) if input_ndim == 3 else y
 
 

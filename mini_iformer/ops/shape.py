@@ -13,7 +13,7 @@ import builtins
 import math
 import operator
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -404,7 +404,11 @@ class PadByIndex(Function):
 
 
 #: PyTorch's padding modes that copy values, by the name NumPy's ``pad`` gives the same rule.
-PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+PAD_MODES: dict[str, Literal["reflect", "edge", "wrap"]] = {
+    "reflect": "reflect",
+    "replicate": "edge",
+    "circular": "wrap",
+}
 
 
 def pad(x: Any, pad: Sequence[int], value: float = 0.0, mode: str = "constant") -> Tensor:

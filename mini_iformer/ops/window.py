@@ -77,7 +77,7 @@ class Window:
     size is given (pooling with ``ceil_mode``), by padding the bottom/right further.
     """
 
-    shape: tuple[int, int, int, int]
+    shape: tuple[int, ...]  # (N, C, H, W)
     kernel: Pair
     stride: Pair = (1, 1)
     dilation: Pair = (1, 1)

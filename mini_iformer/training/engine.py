@@ -23,7 +23,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -183,7 +183,7 @@ class DeviceBatches:
         state["position"] = self.position
         return state
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
         if backend.get_backend() != "cupy":
             for batch in self.loader:
                 self.position = self.loader.state_dict()["position"]
@@ -372,7 +372,7 @@ class _ReadBacks:
         xp = backend.get_xp()
         losses, flags = backend.to_numpy(xp.stack([xp.stack(p[1:3]) for p in pending])).T
         counts = [p[3] for p in pending if p[3] is not None]
-        correct = backend.to_numpy(xp.stack(counts)) if counts else []
+        correct: np.ndarray | list[int] = backend.to_numpy(xp.stack(counts)) if counts else []
         for (step, *_, n), value, flag in zip(pending, losses.tolist(), flags.tolist()):
             ahead = state.global_step - step
             later = f" (found {ahead} steps later)" if ahead else ""

@@ -64,6 +64,8 @@ def check_interpolation(name: str, allow_random: bool = False) -> str:
 
 def resampling(name: str, rng: np.random.Generator | None) -> Image.Resampling:
     if name == "random":
+        if rng is None:
+            raise TypeError('interpolation "random" needs a numpy.random.Generator, got None')
         return RANDOM_INTERPOLATIONS[int(rng.integers(len(RANDOM_INTERPOLATIONS)))]
     return INTERPOLATIONS[name]
 

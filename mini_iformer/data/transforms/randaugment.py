@@ -202,21 +202,25 @@ class RandAugment:
     def _apply_pil(
         self, op: str, img: Image.Image, magnitude: float, rng: np.random.Generator
     ) -> Image.Image:
-        arg = self.level_to_arg(op, magnitude)
+        level = self.level_to_arg(op, magnitude)
+        if level is None:  # the operations without a parameter
+            if op == "AutoContrast":
+                return ImageOps.autocontrast(img)
+            if op == "Equalize":
+                return ImageOps.equalize(img)
+            return ImageOps.invert(img)  # Invert
+        # The pixel-level operations: an int parameter (see level_to_arg), never negated.
+        if op == "PosterizeIncreasing":
+            bits = int(level)
+            return img if bits >= 8 else ImageOps.posterize(img, bits)
+        if op == "SolarizeIncreasing":
+            return ImageOps.solarize(img, int(level))
+        if op == "SolarizeAdd":
+            return _solarize_add(img, int(level))
+        # The rest are signed, with a float parameter.
+        arg: float = level
         if op in _SIGNED_OPS and rng.random() < 0.5:
             arg = -arg
-        if op == "AutoContrast":
-            return ImageOps.autocontrast(img)
-        if op == "Equalize":
-            return ImageOps.equalize(img)
-        if op == "Invert":
-            return ImageOps.invert(img)
-        if op == "PosterizeIncreasing":
-            return img if arg >= 8 else ImageOps.posterize(img, arg)
-        if op == "SolarizeIncreasing":
-            return ImageOps.solarize(img, arg)
-        if op == "SolarizeAdd":
-            return _solarize_add(img, arg)
         if op in _ENHANCERS:
             return _ENHANCERS[op](img).enhance(max(0.1, 1.0 + arg))
         # geometric
