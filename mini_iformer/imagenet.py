@@ -43,6 +43,11 @@ __all__ = [
     "class_names",
     "wordnet_ids",
     "parse_class_table",
+    "open_image",
+    "to_rgb",
+    "resize_short_side",
+    "center_crop",
+    "normalize",
     "eval_transform",
     "load_images",
 ]
