@@ -178,7 +178,8 @@ def interpolate_backward(ctx, g):
     """dx = A_h^T @ g @ A_w: the forward is the linear map y = A_h @ x @ A_w^T, with A_h and A_w
     the (n_out, n_in) matrices of the tap weights (:func:`axis_matrix`)."""
     a_h, a_w = _matrices(ctx, g)
-    return a_h.T @ (g @ a_w)
+    with np.errstate(invalid="ignore"):  # OpenBLAS's flag, as in matrices_forward
+        return a_h.T @ (g @ a_w)
 
 
 def matrices_forward(ctx, x, taps_h, taps_w, area, factors):
@@ -187,7 +188,11 @@ def matrices_forward(ctx, x, taps_h, taps_w, area, factors):
     multiplies every pixel, also those that no tap reads, by its weight 0."""
     ctx.x_shape, ctx.taps, ctx.a_h = x.shape, (taps_h, taps_w), None
     a_h, a_w = _matrices(ctx, x)
-    return a_h @ (x @ a_w.T)
+    # OpenBLAS's small-matrix kernels can leave the processor's invalid-operation flag set for
+    # finite inputs, which NumPy reports as "invalid value encountered in matmul" although
+    # every value is right; a NaN in the data still gives NaN (and PyTorch no notice either).
+    with np.errstate(invalid="ignore"):
+        return a_h @ (x @ a_w.T)
 
 
 def repeat_forward(ctx, x, taps_h, taps_w, area, factors):
