@@ -101,10 +101,6 @@ def _forbidden(module: str, name: str) -> _ForbiddenGlobal:
     return _ForbiddenGlobal(repr(f"{module}.{name}")[1:-1])
 
 
-def _no_persistent_ids(pid: Any) -> Any:
-    raise pickle.UnpicklingError("uses persistent ids, which a CIFAR batch never contains")
-
-
 #: Everything a CIFAR file may name: the three globals that rebuild a NumPy array of numbers.
 ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
@@ -147,15 +143,7 @@ def load_pickle(path: PathLike, hint: str = "") -> dict[str, Any]:
         raise DatasetError(f"{path}: empty file (0 bytes), not a CIFAR file{tail}")
     try:
         # From memory: a corrupt length field cannot make the unpickler read past the file.
-        obj = _resolve(
-            safe_pickle.load(
-                raw,
-                ALLOWED_GLOBALS,
-                _forbidden,
-                encoding="bytes",
-                persistent_load=_no_persistent_ids,
-            )
-        )
+        obj = _resolve(safe_pickle.load(raw, ALLOWED_GLOBALS, _forbidden, encoding="bytes"))
     except _ForbiddenGlobal as exc:
         raise DatasetError(
             f"{path}: refused to load, the file calls {exc} (a CIFAR file holds only plain data "

@@ -68,7 +68,7 @@ def _datasets(args: argparse.Namespace, img_size: int) -> tuple[Any, Any, int]:
         )
     else:
         root = Path(args.data_dir)
-        mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+        mean, std = T.IMAGENET_MEAN, T.IMAGENET_STD
         folder = data.ImageFolder(
             root / "train",
             transform=T.train_transform_for(img_size, mean, std, randaugment=args.randaugment),
